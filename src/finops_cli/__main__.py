@@ -1,0 +1,3 @@
+from finops_cli.cli.main import run
+
+run()

@@ -1,0 +1,201 @@
+"""Cost by any dimensions over a window: the library behind ``finops report``.
+
+Sums are exact (DuckDB DECIMAL, Python Decimal). Currencies are never added together: every
+row and total is per BillingCurrency. Rows always add up to the total (``--top`` folds the
+rest into one ``(other)`` row), so every ``--by`` view of a window reconciles with every other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from finops_cli.analyses.dimensions import Dimension, Filter, cost_column, parse_filters, resolve
+from finops_cli.config.model import AllocationConfig
+from finops_cli.errors import UsageError
+from finops_cli.periods import Window
+
+SERIES_MIN_DAYS = 4  # a trend sparkline needs a few days to say anything
+
+
+@dataclass
+class ReportRequest:
+    by: list[str]
+    window: Window
+    cost: str = "effective"
+    filters: list[str] = field(default_factory=list)
+    top: int | None = None
+    untagged_top: int = 5
+    series: bool = False
+
+
+@dataclass
+class ReportRow:
+    keys: tuple[str | None, ...]
+    currency: str | None
+    cost: Decimal
+    share: float | None = None
+    series: list[Decimal] | None = None
+    other: bool = False  # the folded remainder of --top
+
+
+@dataclass
+class UntaggedTag:
+    tag: str
+    currency: str | None
+    cost: Decimal
+    share: float | None
+
+
+@dataclass
+class UntaggedResource:
+    resource: str | None
+    provider: str | None
+    service: str | None
+    currency: str | None
+    cost: Decimal
+    missing: list[str]
+
+
+@dataclass
+class Report:
+    request: ReportRequest
+    dimensions: list[Dimension]
+    rows: list[ReportRow]
+    totals: dict[str | None, Decimal]
+    row_count: int  # source rows in the window
+    untagged: list[UntaggedTag]
+    untagged_resources: list[UntaggedResource]
+    days: list[date]
+    required: list[str]
+
+    @property
+    def currencies(self) -> list[str | None]:
+        return list(self.totals)
+
+    @property
+    def single_currency(self) -> str | None:
+        return self.currencies[0] if len(self.totals) == 1 else None
+
+
+def share(part: Decimal, whole: Decimal) -> float | None:
+    return None if not whole else float(part / whole)
+
+
+def window_clause(window: Window, filters: list[Filter]) -> tuple[str, list[Any]]:
+    clauses = ["ChargePeriodStart >= ?", "ChargePeriodStart < ?"]
+    params: list[Any] = [window.start, window.end]
+    for f in filters:
+        sql, values = f.sql()
+        clauses.append(sql)
+        params.extend(values)
+    return " AND ".join(clauses), params
+
+
+def build_report(con, allocation: AllocationConfig, request: ReportRequest) -> Report:
+    if not request.by:
+        raise UsageError("report needs at least one --by DIMENSION (e.g. --by team)")
+    dims = [resolve(name, allocation) for name in request.by]
+    if len({d.name for d in dims}) != len(dims):
+        raise UsageError("the same dimension was given twice to --by")
+    cost = cost_column(request.cost)
+    filters = parse_filters(request.filters, allocation)
+    where, params = window_clause(request.window, filters)
+    days = request.window.day_list()
+    want_series = request.series and len(days) >= SERIES_MIN_DAYS
+
+    dim_select = ", ".join(f"{d.sql} AS d{i}" for i, d in enumerate(dims))
+    dim_names = ", ".join(f"d{i}" for i in range(len(dims)))
+    if want_series:
+        sql = f"""
+            WITH g AS (
+              SELECT {dim_select}, BillingCurrency AS currency, CAST(ChargePeriodStart AS DATE) AS day,
+                     SUM({cost}) AS cost, count(*) AS n
+              FROM costs WHERE {where} GROUP BY ALL)
+            SELECT {dim_names}, currency, SUM(cost) AS cost, SUM(n) AS n,
+                   map_from_entries(list(struct_pack(k := day, v := cost))) AS series
+            FROM g GROUP BY {dim_names}, currency"""
+    else:
+        sql = f"""
+            SELECT {dim_select}, BillingCurrency AS currency, SUM({cost}) AS cost, count(*) AS n, NULL AS series
+            FROM costs WHERE {where} GROUP BY ALL"""
+    raw = con.execute(sql, params).fetchall()
+
+    width = len(dims)
+    rows: list[ReportRow] = []
+    totals: dict[str | None, Decimal] = {}
+    row_count = 0
+    for rec in raw:
+        keys, currency, amount, n, series = tuple(rec[:width]), rec[width], rec[width + 1], rec[width + 2], rec[width + 3]
+        amount = amount if amount is not None else Decimal(0)
+        row_count += n
+        totals[currency] = totals.get(currency, Decimal(0)) + amount
+        daily = [series.get(day, Decimal(0)) or Decimal(0) for day in days] if series is not None else None
+        rows.append(ReportRow(keys, currency, amount, series=daily))
+    totals = dict(sorted(totals.items(), key=lambda kv: (-abs(kv[1]), kv[0] or "")))
+    order = {c: i for i, c in enumerate(totals)}
+    rows.sort(key=lambda r: (order[r.currency], -r.cost, tuple("" if k is None else str(k) for k in r.keys)))
+    rows = _fold_top(rows, request.top, width)
+    for row in rows:
+        row.share = share(row.cost, totals[row.currency])
+
+    required = [r for r in allocation.required]
+    untagged, resources = _untagged(con, allocation, required, cost, where, params, totals, request.untagged_top)
+    return Report(request, dims, rows, totals, row_count, untagged, resources, days, required)
+
+
+def _fold_top(rows: list[ReportRow], top: int | None, width: int) -> list[ReportRow]:
+    if not top:
+        return rows
+    out: list[ReportRow] = []
+    kept: dict[str | None, int] = {}
+    rest: dict[str | None, ReportRow] = {}
+    for row in rows:
+        if kept.get(row.currency, 0) < top:
+            kept[row.currency] = kept.get(row.currency, 0) + 1
+            out.append(row)
+            continue
+        other = rest.get(row.currency)
+        if other is None:
+            other = rest[row.currency] = ReportRow(("(other)",) + ("",) * (width - 1), row.currency, Decimal(0),
+                                                   series=[Decimal(0)] * len(row.series) if row.series else None,
+                                                   other=True)
+        other.cost += row.cost
+        if other.series is not None and row.series is not None:
+            other.series = [a + b for a, b in zip(other.series, row.series)]
+    for currency, other in rest.items():
+        # keep the folded row at the end of its currency block
+        index = max(i for i, r in enumerate(out) if r.currency == currency) + 1
+        out.insert(index, other)
+    return out
+
+
+def _untagged(con, allocation, required, cost, where, params, totals, top_n):
+    if not required:
+        return [], []
+    dims = [resolve(name, allocation) for name in required]
+    sums = ", ".join(f"SUM({cost}) FILTER (WHERE {d.sql} IS NULL)" for d in dims)
+    raw = con.execute(f"SELECT BillingCurrency, {sums} FROM costs WHERE {where} GROUP BY 1", params).fetchall()
+    tags: list[UntaggedTag] = []
+    for rec in sorted(raw, key=lambda r: list(totals).index(r[0]) if r[0] in totals else 99):
+        currency = rec[0]
+        for dim, amount in zip(dims, rec[1:]):
+            amount = amount or Decimal(0)
+            tags.append(UntaggedTag(dim.name, currency, amount, share(amount, totals.get(currency, Decimal(0)))))
+    resources: list[UntaggedResource] = []
+    if top_n:
+        any_missing = " OR ".join(f"{d.sql} IS NULL" for d in dims)
+        flags = ", ".join(f"bool_or({d.sql} IS NULL)" for d in dims)
+        raw = con.execute(
+            f"""SELECT COALESCE(ResourceId, ResourceName) AS resource, any_value(COALESCE(ProviderName,
+                       ServiceProviderName)), any_value(ServiceName), BillingCurrency, SUM({cost}) AS c, {flags}
+                FROM costs WHERE {where} AND ({any_missing}) GROUP BY resource, BillingCurrency
+                HAVING SUM({cost}) > 0 ORDER BY c DESC LIMIT {int(top_n)}""",
+            params,
+        ).fetchall()
+        for rec in raw:
+            missing = [d.name for d, flag in zip(dims, rec[5:]) if flag]
+            resources.append(UntaggedResource(rec[0], rec[1], rec[2], rec[3], rec[4], missing))
+    return tags, resources

@@ -1,0 +1,79 @@
+"""``finops report``: cost by any dimensions, with untagged-spend warnings."""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+import typer
+
+from finops_cli.cli.context import AppContext, note, stdout_width, warn
+from finops_cli.render import Format
+
+
+def report(
+    ctx: typer.Context,
+    by: List[str] = typer.Option(..., "--by", "-b", help="Dimension to group by (repeatable): team, project, "
+                                 "environment, cost_center, owner, provider, account, service, category, region, "
+                                 "resource, charge, currency, day, month, source, tag:KEY, x:KEY or a FOCUS column.",
+                                 metavar="DIM"),
+    start: Optional[str] = typer.Option(None, "--start", help="Window start, inclusive (YYYY-MM-DD).",
+                                        metavar="DATE"),
+    end: Optional[str] = typer.Option(None, "--end", help="Window end, exclusive (YYYY-MM-DD).", metavar="DATE"),
+    period: Optional[str] = typer.Option(None, "--period", help="A month (2024-09), quarter (2024-Q3), year or day.",
+                                         metavar="PERIOD"),
+    last: Optional[str] = typer.Option(None, "--last", help="The last N days/weeks/months, today included "
+                                       "(30d, 4w, 3m). Default: report.last in the config, else 30d.", metavar="SPAN"),
+    cost: Optional[str] = typer.Option(None, "--cost", help="Cost basis: effective (amortised, default), billed "
+                                       "(invoiced), list or contracted.", metavar="BASIS"),
+    filter_: Optional[List[str]] = typer.Option(None, "--filter", "-f", help="Keep only DIM=VALUE (repeatable; "
+                                                "VALUE may be a,b; DIM!=VALUE excludes; (untagged) matches missing).",
+                                                metavar="DIM=VALUE"),
+    top: Optional[int] = typer.Option(None, "--top", min=1, help="Show the N largest rows per currency and fold "
+                                      "the rest into (other).", metavar="N"),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, json, csv or markdown."),
+    refresh: Optional[bool] = typer.Option(None, "--refresh/--no-refresh", help="Re-sync stale sources first "
+                                           "(default: report.refresh in the config, true)."),
+) -> None:
+    """Cost by DIM over a window, with share, trend and untagged spend.
+
+    Example: finops report --by team --by service --last 30d
+    """
+    from finops_cli.analyses.report import ReportRequest, build_report
+    from finops_cli.errors import ExitCode
+    from finops_cli.periods import resolve_window
+    from finops_cli.render.report import render
+
+    app: AppContext = ctx.obj
+    config = app.config()
+    settings = config.file.report
+    window = resolve_window(start, end, period, last, default_last=settings.last)
+    request = ReportRequest(
+        by=list(by), window=window, cost=cost or settings.cost, filters=list(filter_ or []),
+        top=top or settings.top, untagged_top=settings.untagged_top, series=fmt is Format.table,
+    )
+    refresh_failed = False
+    with app.open_store(config) as store:
+        if settings.refresh if refresh is None else refresh:
+            refresh_failed = refresh_stale(config, store)
+        result = build_report(store.con, config.allocation, request)
+    render(result, fmt, sys.stdout, stdout_width())
+    if refresh_failed:
+        raise typer.Exit(int(ExitCode.SOURCE))
+
+
+def refresh_stale(config, store) -> bool:
+    """Re-sync the sources whose data is stale; say how old the data is where that failed."""
+    from finops_cli.cli.sync import summary_line
+    from finops_cli.sync import age_text, sync_sources
+
+    failed = False
+    for result in sync_sources(config, store, only_stale=True):
+        if result.skipped:
+            continue
+        note(summary_line(result))
+        if not result.ok:
+            failed = True
+            last = store.last_sync(result.source)
+            warn(f"reporting {result.source} on data synced {age_text(last.finished_at if last else None)}")
+    return failed
