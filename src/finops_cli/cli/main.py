@@ -64,11 +64,12 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(sources_cmd.app, name="sources")
 
 
-def run() -> None:
+def run(argv: list[str] | None = None) -> None:
     """Console-script entry point: maps every error to one stderr line and a documented exit code."""
-    debug = "--debug" in sys.argv[1:] or os.environ.get("FINOPS_DEBUG") == "1"
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args or os.environ.get("FINOPS_DEBUG") == "1"
     try:
-        app()
+        app(args=args, prog_name="finops")
     except FinopsError as exc:
         if debug:
             raise

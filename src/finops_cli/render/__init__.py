@@ -48,9 +48,16 @@ def percent(fraction: float | None) -> str:
     return "-" if fraction is None else f"{fraction * 100:.1f}%"
 
 
+SPARK_WIDTH = 31
+
+
 def sparkline(series: list[Decimal] | None) -> str:
+    """One character per day, or per bucket of days when the window is longer than a month."""
     if not series:
         return ""
+    if len(series) > SPARK_WIDTH:
+        size = -(-len(series) // SPARK_WIDTH)
+        series = [sum(series[i:i + size], Decimal(0)) for i in range(0, len(series), size)]
     low = min(min(series), Decimal(0))
     high = max(series)
     if high == low:
