@@ -73,8 +73,19 @@ class PullStats:
     request_cost: Decimal = Decimal(0)
     bytes_processed: int = 0
     notes: list[str] = field(default_factory=list)
-    # Set by a source that read provider-marked provisional data for some days.
+    # Days (dates) the provider marked provisional: the next incremental sync re-pulls from the earliest.
     estimated_days: set = field(default_factory=set)
+
+
+@dataclass
+class Forecast:
+    """A provider forecast: mean and prediction interval over a window, in one currency."""
+
+    mean: Decimal
+    currency: str
+    lower: Decimal | None = None
+    upper: Decimal | None = None
+    confidence: float | None = None  # e.g. 0.8 for an 80 % prediction interval
 
 
 @dataclass
@@ -85,6 +96,7 @@ class LastSync:
     window_end: datetime | None
     finished_at: datetime
     fingerprint: str | None
+    estimated_since: datetime | None = None  # earliest day the provider still marked provisional
 
 
 class Source:
@@ -115,6 +127,8 @@ class Source:
         if last is None or last.window_end is None:
             return Window(midnight((now - self.config.lookback).date()), end)
         start = min(last.window_end, end) - self.config.restatement
+        if last.estimated_since is not None:
+            start = min(start, last.estimated_since)
         return Window(midnight(start.date()), end)
 
     def fingerprint(self) -> str | None:
@@ -129,6 +143,14 @@ class Source:
             return current != last.fingerprint
         refresh = self.config.refresh if self.config.refresh is not None else self.default_refresh
         return (now or utcnow()) - last.finished_at >= refresh
+
+    def forecast(self, window: Window, filters: dict[str, list[str]] | None = None) -> "Forecast | None":
+        """The provider's own forecast of this source's cost over ``window``, where it offers one.
+
+        ``filters`` maps report dimensions (``service``, ``account``, ``tag:team`` ...) to allowed values.
+        None means "no forecast available"; budgets then use finops' own method.
+        """
+        return None
 
     def describe(self) -> str:
         return f"{self.config.type} source {self.name!r}"

@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS ledger (
   bytes_processed BIGINT DEFAULT 0,
   fingerprint VARCHAR,
   pid INTEGER,
-  notes VARCHAR
+  notes VARCHAR,
+  estimated_since TIMESTAMP         -- earliest day the provider marked provisional: re-pulled next time
 );
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS state (
@@ -162,9 +163,9 @@ class Store:
             finished = utcnow()
             self.con.execute(
                 "UPDATE ledger SET status = 'ok', rows = ?, finished_at = ?, requests = ?, request_cost = ?, "
-                "bytes_processed = ?, fingerprint = ?, notes = ? WHERE load_id = ?",
+                "bytes_processed = ?, fingerprint = ?, notes = ?, estimated_since = ? WHERE load_id = ?",
                 [rows, finished, stats.requests, stats.request_cost, stats.bytes_processed, fingerprint,
-                 "; ".join(stats.notes) or None, load_id],
+                 "; ".join(stats.notes) or None, _earliest(stats.estimated_days), load_id],
             )
             self.con.commit()
         except BaseException as exc:
@@ -239,7 +240,7 @@ class Store:
     # -- reading ---------------------------------------------------------------------------
     def last_sync(self, source: str) -> LastSync | None:
         row = self.con.execute(
-            "SELECT window_start, window_end, finished_at, fingerprint FROM ledger "
+            "SELECT window_start, window_end, finished_at, fingerprint, estimated_since FROM ledger "
             "WHERE source = ? AND status = 'ok' ORDER BY load_id DESC LIMIT 1",
             [source],
         ).fetchone()
@@ -270,6 +271,17 @@ class Store:
         self.con.execute(
             "INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?)", [scope, key, value, utcnow()]
         )
+
+
+def _earliest(days) -> datetime | None:
+    from datetime import date
+
+    from finops_cli.periods import midnight
+
+    if not days:
+        return None
+    first = min(days)
+    return midnight(first) if isinstance(first, date) and not isinstance(first, datetime) else first
 
 
 def _expected(column: str) -> str:
