@@ -52,11 +52,18 @@ COST_COLUMNS = {
 }
 
 
+# Filters on these dimensions also match other spellings of the same thing (an id or a bare name).
+FILTER_ALSO_MATCHES: dict[str, tuple[str, ...]] = {
+    "account": ("COALESCE(SubAccountId, BillingAccountId)", "COALESCE(SubAccountName, BillingAccountName)"),
+}
+
+
 @dataclass(frozen=True)
 class Dimension:
     name: str
     sql: str
     is_tag: bool  # missing values mean "untagged"
+    also_matches: tuple[str, ...] = ()
 
     @property
     def missing_label(self) -> str:
@@ -85,7 +92,7 @@ def resolve(name: str, allocation: AllocationConfig) -> Dimension:
         sql = lookups[0] if len(lookups) == 1 else f"COALESCE({', '.join(lookups)})"
         return Dimension(lowered, sql, True)
     if lowered in BUILTIN:
-        return Dimension(lowered, BUILTIN[lowered][0], False)
+        return Dimension(lowered, BUILTIN[lowered][0], False, FILTER_ALSO_MATCHES.get(lowered, ()))
     column = BY_LOWER.get(lowered)
     if column is not None and column.type != KEYVALUE:
         return Dimension(column.name, quote(column.name), False)
@@ -114,8 +121,9 @@ class Filter:
         present = [v for v in self.values if v is not None]
         parts, params = [], []
         if present:
-            parts.append(f"{self.dimension.sql} IN ({', '.join('?' for _ in present)})")
-            params.extend(present)
+            for expr in (self.dimension.sql,) + self.dimension.also_matches:
+                parts.append(f"{expr} IN ({', '.join('?' for _ in present)})")
+                params.extend(present)
         if len(present) != len(self.values):
             parts.append(f"{self.dimension.sql} IS NULL")
         clause = "(" + " OR ".join(parts) + ")"

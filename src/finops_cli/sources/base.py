@@ -18,7 +18,7 @@ that ``finops --help`` and config validation stay fast.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator, Literal
 
@@ -40,8 +40,9 @@ class SourceConfig(BaseModel):
     enabled: bool = True
     # A report or budget check re-syncs the source when its last good sync is older than this.
     refresh: timedelta | None = None
-    # How far back the first sync of an API source reaches.
+    # How far back the first sync of an API source reaches, and the earliest day it ever pulls.
     lookback: timedelta = timedelta(days=90)
+    start: date | None = None
     # How many recent days an incremental sync re-pulls, because providers restate them.
     restatement: timedelta = timedelta(days=3)
 
@@ -125,11 +126,15 @@ class Source:
         now = now or utcnow()
         end = midnight(now.date() + timedelta(days=1))
         if last is None or last.window_end is None:
-            return Window(midnight((now - self.config.lookback).date()), end)
-        start = min(last.window_end, end) - self.config.restatement
-        if last.estimated_since is not None:
-            start = min(start, last.estimated_since)
-        return Window(midnight(start.date()), end)
+            start = midnight((now - self.config.lookback).date())
+        else:
+            start = min(last.window_end, end) - self.config.restatement
+            if last.estimated_since is not None:
+                start = min(start, last.estimated_since)
+            start = midnight(start.date())
+        if self.config.start is not None:
+            start = max(start, midnight(self.config.start))
+        return Window(start, max(end, start + timedelta(days=1)))
 
     def fingerprint(self) -> str | None:
         """A cheap token that changes when the source's data may have changed (files); None if unknown."""

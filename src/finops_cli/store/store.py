@@ -201,6 +201,7 @@ class Store:
             try:
                 self.con.execute(sql, bound)
             except duckdb.Error as exc:
+                self._rollback()  # an aborted transaction cannot run the diagnosis queries
                 raise SourceError(params["source"], self._diagnose(relation, types, label, exc)) from exc
         finally:
             if handle:
