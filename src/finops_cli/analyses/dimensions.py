@@ -148,3 +148,26 @@ def parse_filters(specs: list[str], allocation: AllocationConfig) -> list[Filter
         entry = grouped.setdefault((dim.name, negate), (dim, []))
         entry[1].extend(values)
     return [Filter(dim, tuple(values), negate) for (name, negate), (dim, values) in grouped.items()]
+
+
+@dataclass(frozen=True)
+class DerivedColumns:
+    """Store columns computed from Tags under the current allocation settings (see schema x_MissingTags)."""
+
+    fingerprint: str
+    missing_tags_sql: str  # a USMALLINT bitmask over allocation.required
+
+
+MAX_REQUIRED = 16
+
+
+def derived_columns(allocation: AllocationConfig) -> DerivedColumns:
+    import hashlib
+    import json
+
+    required = allocation.required[:MAX_REQUIRED]
+    dims = [resolve(name, allocation) for name in required]
+    bits = [f"(CAST({d.sql} IS NULL AS USMALLINT) << {i})" for i, d in enumerate(dims)]
+    sql = " | ".join(bits) if bits else "CAST(0 AS USMALLINT)"
+    fingerprint = hashlib.sha256(json.dumps([required, [d.sql for d in dims]]).encode()).hexdigest()[:24]
+    return DerivedColumns(fingerprint, sql)

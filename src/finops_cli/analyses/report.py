@@ -12,7 +12,14 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from finops_cli.analyses.dimensions import Dimension, Filter, cost_column, parse_filters, resolve
+from finops_cli.analyses.dimensions import (
+    Dimension,
+    Filter,
+    cost_column,
+    derived_columns,
+    parse_filters,
+    resolve,
+)
 from finops_cli.config.model import AllocationConfig
 from finops_cli.errors import UsageError
 from finops_cli.periods import Window
@@ -172,11 +179,22 @@ def _fold_top(rows: list[ReportRow], top: int | None, width: int) -> list[Report
     return out
 
 
+def missing_conditions(con, allocation, required) -> list[str]:
+    """SQL that is true where each required tag is missing: the store's precomputed bitmask when it is
+    in step with these allocation settings, else tag lookups (same answer, slower on big stores)."""
+    derived = derived_columns(allocation)
+    row = con.execute("SELECT value FROM meta WHERE key = 'derived_fingerprint'").fetchone()
+    if row and row[0] == derived.fingerprint and list(required) == list(allocation.required):
+        return [f"(x_MissingTags & {1 << i}) != 0" for i in range(len(required))]
+    return [f"{resolve(name, allocation).sql} IS NULL" for name in required]
+
+
 def _untagged(con, allocation, required, cost, where, params, totals, top_n):
     if not required:
         return [], []
     dims = [resolve(name, allocation) for name in required]
-    sums = ", ".join(f"SUM({cost}) FILTER (WHERE {d.sql} IS NULL)" for d in dims)
+    missing = missing_conditions(con, allocation, required)
+    sums = ", ".join(f"SUM({cost}) FILTER (WHERE {m})" for m in missing)
     raw = con.execute(f"SELECT BillingCurrency, {sums} FROM costs WHERE {where} GROUP BY 1", params).fetchall()
     tags: list[UntaggedTag] = []
     for rec in sorted(raw, key=lambda r: list(totals).index(r[0]) if r[0] in totals else 99):
@@ -186,8 +204,8 @@ def _untagged(con, allocation, required, cost, where, params, totals, top_n):
             tags.append(UntaggedTag(dim.name, currency, amount, share(amount, totals.get(currency, Decimal(0)))))
     resources: list[UntaggedResource] = []
     if top_n:
-        any_missing = " OR ".join(f"{d.sql} IS NULL" for d in dims)
-        flags = ", ".join(f"bool_or({d.sql} IS NULL)" for d in dims)
+        any_missing = " OR ".join(missing)
+        flags = ", ".join(f"bool_or({m})" for m in missing)
         raw = con.execute(
             f"""SELECT COALESCE(ResourceId, ResourceName) AS resource, any_value(COALESCE(ProviderName,
                        ServiceProviderName)), any_value(ServiceName), BillingCurrency, SUM({cost}) AS c, {flags}

@@ -50,9 +50,17 @@ class AppContext:
     def open_store(self, config: "Config | None" = None) -> "Store":
         from finops_cli.store import Store
 
+        from finops_cli.analyses.dimensions import derived_columns
+
         config = config or self.config()
-        return Store.open(config.store_path(self.store_path), lock_timeout=self.lock_timeout,
-                          on_wait=lambda msg: stderr().print(f"finops: {msg}", markup=False))
+        store = Store.open(config.store_path(self.store_path), lock_timeout=self.lock_timeout,
+                           on_wait=lambda msg: stderr().print(f"finops: {msg}", markup=False))
+        try:
+            store.use_derived(derived_columns(config.allocation))
+        except BaseException:
+            store.close()
+            raise
+        return store
 
 
 def note(message: str) -> None:

@@ -20,6 +20,7 @@ def demo(
 ) -> None:
     """Write a demo config and 90 days of generated FOCUS data, sync it, and show `report --by team`."""
     from finops_cli import demo as demo_data
+    from finops_cli.analyses.dimensions import derived_columns
     from finops_cli.analyses.report import ReportRequest, build_report
     from finops_cli.cli.sync import summary_line
     from finops_cli.config import load_config
@@ -38,6 +39,7 @@ def demo(
          f"and {config_path}")
     config = load_config(path=config_path)
     with Store.open(config.store_path()) as store:
+        store.use_derived(derived_columns(config.allocation))
         for result in sync_sources(config, store):
             note(summary_line(result))
         window = last_window("30d", midnight(generated.end) - __import__("datetime").timedelta(days=1))

@@ -31,7 +31,7 @@ ENUMERATIONS: dict[str, tuple[str, ...]] = {
     "CommitmentDiscountCategory": ("Spend", "Usage"),
 }
 
-STAMPED = ("x_SourceName", "x_SourceType", "x_LoadId")
+STAMPED = ("x_SourceName", "x_SourceType", "x_LoadId", "x_MissingTags")  # set by the store, never read
 
 
 def quote(identifier: str) -> str:
@@ -95,6 +95,8 @@ def projection(input_types: dict[str, str]) -> str:
             expr = "$source_type"
         elif col.name == "x_LoadId":
             expr = "CAST($load_id AS BIGINT)"
+        elif col.name in STAMPED:
+            expr = f"CAST(NULL AS {col.type})"
         elif col.name in matched:
             raw = matched[col.name]
             expr = cast_expression(col, quote(raw), input_types[raw])

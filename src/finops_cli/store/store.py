@@ -25,7 +25,7 @@ from finops_cli.periods import Window, utcnow
 from finops_cli.sources.base import FileScan, LastSync, PullStats, iter_chunks
 from finops_cli.store.lock import StoreLock
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 LEDGER_DDL = """
 CREATE SEQUENCE IF NOT EXISTS ledger_ids START 1;
@@ -75,6 +75,7 @@ class Store:
         self.path = path
         self.con = con
         self._lock = lock
+        self.derived = None  # DerivedColumns, set by use_derived()
 
     @classmethod
     def open(cls, path: Path, *, lock_timeout: float | None = None,
@@ -119,16 +120,34 @@ class Store:
         self.con.execute(create_table_sql("costs"))
         self.con.execute(LEDGER_DDL)
         row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-        elif int(row[0]) > SCHEMA_VERSION:
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise StoreError(f"the store {self.path} was written by a newer finops (schema {row[0]})",
                              hint="upgrade finops, or point --store at another file")
+        if row is not None and int(row[0]) < 2:
+            self.con.execute("ALTER TABLE costs ADD COLUMN IF NOT EXISTS x_MissingTags USMALLINT")
+            self.con.execute("ALTER TABLE ledger ADD COLUMN IF NOT EXISTS estimated_since TIMESTAMP")
+        self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
         # We hold the lock, so a sync still marked running belongs to a process that died.
         self.con.execute(
             "UPDATE ledger SET status = 'interrupted', error = 'the process ended before the sync finished' "
             "WHERE status = 'running'"
         )
+
+    # -- columns derived from the allocation settings --------------------------------------
+    def use_derived(self, derived) -> None:
+        """Keep x_MissingTags in step with the allocation settings; re-derive every row when they changed."""
+        self.derived = derived
+        row = self.con.execute("SELECT value FROM meta WHERE key = 'derived_fingerprint'").fetchone()
+        if row and row[0] == derived.fingerprint:
+            return
+        self.con.begin()
+        self.con.execute(f"UPDATE costs SET x_MissingTags = {derived.missing_tags_sql}")
+        self.con.execute("INSERT OR REPLACE INTO meta VALUES ('derived_fingerprint', ?)", [derived.fingerprint])
+        self.con.commit()
+
+    def derived_fingerprint(self) -> str | None:
+        row = self.con.execute("SELECT value FROM meta WHERE key = 'derived_fingerprint'").fetchone()
+        return row[0] if row else None
 
     # -- writing ---------------------------------------------------------------------------
     def replace(
@@ -150,6 +169,8 @@ class Store:
         params = {"source": source, "source_type": source_type, "load_id": load_id}
         try:
             self.con.begin()
+            if self.derived is None:  # rows written without the derived columns: re-derive on next use
+                self.con.execute("DELETE FROM meta WHERE key = 'derived_fingerprint'")
             if window is None:
                 self.con.execute("DELETE FROM costs WHERE x_SourceName = ?", [source])
             else:
@@ -196,7 +217,8 @@ class Store:
             if window is not None:
                 where = "WHERE ChargePeriodStart >= $start AND ChargePeriodStart < $end"
                 bound.update(start=window.start, end=window.end)
-            sql = (f"INSERT INTO costs SELECT * FROM (SELECT\n  {normalise.projection(types)}\n"
+            derive = f" REPLACE ({self.derived.missing_tags_sql} AS x_MissingTags)" if self.derived else ""
+            sql = (f"INSERT INTO costs SELECT *{derive} FROM (SELECT\n  {normalise.projection(types)}\n"
                    f"FROM {relation}) {where}")
             try:
                 self.con.execute(sql, bound)
