@@ -29,17 +29,36 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class AllowedRegex(_Strict):
-    regex: str
+class AllowedRule(_Strict):
+    """Allowed values of one key: a list (``[prod, dev]``) or ``{regex: PATTERN}`` (matched in full)."""
+
+    values: list[str] | None = None
+    regex: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shape(cls, data: Any) -> Any:
+        if isinstance(data, list):
+            return {"values": data}
+        if not isinstance(data, dict):
+            raise ValueError("expected a list of allowed values or {regex: PATTERN}")
+        return data
 
     @field_validator("regex")
     @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
         return value
+
+    @model_validator(mode="after")
+    def _one(self) -> "AllowedRule":
+        if (self.values is None) == (self.regex is None):
+            raise ValueError("give either a list of values or regex, not both")
+        return self
 
 
 class Exemption(_Strict):
@@ -83,7 +102,7 @@ class TagPolicy(_Strict):
     """The ``tags:`` section (or a ``--policy`` file)."""
 
     required: list[str] | None = None  # default: allocation.required
-    allowed: dict[str, list[str] | AllowedRegex] = Field(default_factory=dict)
+    allowed: dict[str, AllowedRule] = Field(default_factory=dict)
     severity: dict[str, Severity] = Field(default_factory=dict)
     exemptions: list[Exemption] = Field(default_factory=list)
     thresholds: Thresholds = Field(default_factory=Thresholds)
@@ -136,7 +155,7 @@ class RuleSet:
         self.required = policy.required_keys(allocation)
         self.origin = origin  # the file the policy came from, for SARIF and annotations
         self.origin_line = origin_line
-        self._patterns = {k: re.compile(v.regex) for k, v in policy.allowed.items() if isinstance(v, AllowedRegex)}
+        self._patterns = {k: re.compile(v.regex) for k, v in policy.allowed.items() if v.regex is not None}
 
     @property
     def thresholds(self) -> Thresholds:
@@ -167,13 +186,13 @@ class RuleSet:
             return True
         if key in self._patterns:
             return self._patterns[key].fullmatch(value) is not None
-        return value in rule
+        return value in (rule.values or [])
 
     def allowed_text(self, key: str) -> str:
         rule = self.policy.allowed.get(key)
-        if isinstance(rule, AllowedRegex):
+        if rule is not None and rule.regex is not None:
             return f"matching /{rule.regex}/"
-        return "one of " + ", ".join(rule or [])
+        return "one of " + ", ".join(rule.values or []) if rule else "any value"
 
     def exempt(self, key: str, *, provider: str | None, service: str | None, resource_type: str | None,
                values: dict[str, str | None]) -> Exemption | None:
@@ -273,8 +292,9 @@ def _from_file(path: Path, allocation: "AllocationConfig") -> RuleSet:
 
 
 def _with_known_keys(message: str) -> str:
-    if "unknown key" in message and "known keys" not in message and "in the top level" in message:
-        return f"{message} (known keys: {', '.join(TagPolicy.model_fields)})"
+    """The config loader lists the config file's own top-level keys; a policy file has the policy's."""
+    if "unknown key" in message and "in the top level" in message:
+        return f"{message.split(' (known keys:')[0]} (known keys: {', '.join(TagPolicy.model_fields)})"
     return message
 
 
