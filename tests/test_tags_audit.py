@@ -9,7 +9,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import write_config
 
 DATA = Path(__file__).parent / "data"
@@ -260,8 +259,8 @@ def test_source_error_exits_3(finops, tmp_path):
     ("tags:\n  alowed: {}\n", "finops.yaml:7: tags.alowed: unknown key 'alowed' in tags (known keys: required, allowed,"),
     ("tags:\n  allowed:\n    cost_center: {regex: 'CC-[0-9'}\n",
      "finops.yaml:8: tags.allowed.cost_center.regex: value error, invalid regular expression"),
-    ("tags:\n  exemptions:\n    - reason: nothing\n", "finops.yaml:8: tags.exemptions[0]: value error, an exemption "
-                                                       "needs at least one of provider"),
+    ("tags:\n  exemptions:\n    - reason: nothing\n",
+     "finops.yaml:8: tags.exemptions[0]: value error, an exemption needs at least one of provider"),
     ("tags:\n  exemptions:\n    - provider: aws\n      keys: [teem]\n",
      "finops.yaml:9: tags.exemptions[0].keys: 'teem' is not a required key"),
     ("tags:\n  thresholds:\n    max_untagged_share: 150%\n",

@@ -55,7 +55,7 @@ class AllowedRule(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _one(self) -> "AllowedRule":
+    def _one(self) -> AllowedRule:
         if (self.values is None) == (self.regex is None):
             raise ValueError("give either a list of values or regex, not both")
         return self
@@ -76,7 +76,7 @@ class Exemption(_Strict):
     reason: str | None = None
 
     @model_validator(mode="after")
-    def _has_condition(self) -> "Exemption":
+    def _has_condition(self) -> Exemption:
         if not any((self.provider, self.service, self.resource_type, self.tags)):
             raise ValueError("an exemption needs at least one of provider, service, resource_type or tags")
         return self
@@ -121,7 +121,7 @@ class TagPolicy(_Strict):
                 raise ValueError("a required key is listed twice")
         return value
 
-    def allocation(self, base: "AllocationConfig") -> "AllocationConfig":
+    def allocation(self, base: AllocationConfig) -> AllocationConfig:
         """The allocation rules this policy reads tags with: the config's, with this policy's overrides."""
         update: dict[str, Any] = {}
         if self.required is not None:
@@ -132,10 +132,10 @@ class TagPolicy(_Strict):
             update["case_insensitive"] = self.case_insensitive
         return base.model_validate({**base.model_dump(), **update}) if update else base
 
-    def required_keys(self, base: "AllocationConfig") -> list[str]:
+    def required_keys(self, base: AllocationConfig) -> list[str]:
         return list(self.required if self.required is not None else base.required)
 
-    def unknown_keys(self, base: "AllocationConfig") -> list[tuple[tuple, str]]:
+    def unknown_keys(self, base: AllocationConfig) -> list[tuple[tuple, str]]:
         """(key path, key) of every key named in allowed/severity/exemptions that is not required."""
         required = set(self.required_keys(base))
         out = [(("allowed", k), k) for k in self.allowed if k not in required]
@@ -148,7 +148,7 @@ class TagPolicy(_Strict):
 class RuleSet:
     """A policy resolved against the allocation rules: the checks both audits run."""
 
-    def __init__(self, policy: TagPolicy, allocation: "AllocationConfig", origin: str | None = None,
+    def __init__(self, policy: TagPolicy, allocation: AllocationConfig, origin: str | None = None,
                  origin_line: int | None = None):
         self.policy = policy
         self.allocation = policy.allocation(allocation)
@@ -250,7 +250,7 @@ def _matches(patterns: str | list[str], value: str | None, canonical: bool = Fal
     return False
 
 
-def load_rules(config: "Config | None", policy_file: str | None) -> RuleSet:
+def load_rules(config: Config | None, policy_file: str | None) -> RuleSet:
     """The policy from ``--policy FILE``, else the config's ``tags:`` section, else the defaults."""
     from finops_cli.config.model import AllocationConfig
 
@@ -266,7 +266,7 @@ def load_rules(config: "Config | None", policy_file: str | None) -> RuleSet:
     return RuleSet(config.file.tags, allocation, origin, line)
 
 
-def _from_file(path: Path, allocation: "AllocationConfig") -> RuleSet:
+def _from_file(path: Path, allocation: AllocationConfig) -> RuleSet:
     from pydantic import ValidationError
 
     from finops_cli.config import _messages
@@ -298,7 +298,7 @@ def _with_known_keys(message: str) -> str:
     return message
 
 
-def _check_keys(policy: TagPolicy, allocation: "AllocationConfig", document, prefix: tuple) -> None:
+def _check_keys(policy: TagPolicy, allocation: AllocationConfig, document, prefix: tuple) -> None:
     from finops_cli.errors import ConfigError
 
     unknown = policy.unknown_keys(allocation)

@@ -104,7 +104,7 @@ def parse_plan(data: Any, name: str) -> Plan:
     return plan
 
 
-def _resource(change: dict, actions: list[str], config: "_Configuration", plan_name: str) -> PlanResource | None:
+def _resource(change: dict, actions: list[str], config: _Configuration, plan_name: str) -> PlanResource | None:
     provider_type = str(change.get("provider_name") or "").rsplit("/", 1)[-1]
     tagging = TAGGING.get(provider_type)
     if tagging is None:
