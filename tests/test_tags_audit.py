@@ -150,6 +150,21 @@ def test_severity_and_fail_on(finops, billing):
     assert bad.exit_code == 2 and "--fail-on 'sometimes'" in bad.stderr
 
 
+@pytest.mark.parametrize("exemption, exempt_resources", [
+    ("provider: azure", {"vm-1"}),  # Terraform's name and FOCUS's "Microsoft" are the same provider
+    ("service: [Amazon S3, Amazon RDS]", {None}),
+    ("resource_type: 'microsoft.compute/*'", {"vm-1"}),
+    ("tags: {team: search}", {"i-2"}),
+])
+def test_exemptions_by_provider_service_type_and_tag(finops, billing, exemption, exempt_resources):
+    config = billing(POLICY + f"    - {exemption}\n")
+    data = json.loads(audit(finops, config, "--format", "json").stdout)
+    flagged = {v["resource"] for v in data["violations"]}
+    assert flagged == {"i-2", None, "vm-1"} - exempt_resources
+    exempt = sum(Decimal(k["exempt"]) for k in data["billing"]["keys"])
+    assert exempt > Decimal("0.50")
+
+
 def test_billing_and_plans_in_one_run(finops, billing):
     result = audit(finops, billing(), "--plan", PLAN, "--plan", GOOGLE_PLAN, "--fail-on", "plan", "--format", "json")
     data = json.loads(result.stdout)
@@ -223,13 +238,14 @@ def test_junit_has_one_case_per_rule_and_resource(finops, tmp_path):
     assert skipped.get("message") == "exempt by policy"
 
 
-def test_github_annotations(finops, tmp_path):
+def test_github_annotations(finops, tmp_path, monkeypatch):
+    monkeypatch.chdir(DATA.parent)  # annotation paths are relative to the checkout
     result = finops("tags", "audit", "--no-billing", "--policy", policy_file(tmp_path), "--plan", PLAN,
                     "--format", "github")
     lines = result.stdout.splitlines()
     assert result.exit_code == 1
-    assert f"::error file={PLAN},title=tag policy%3A missing-tag project::aws_s3_bucket.logs: required tag " \
-           "'project' is missing" in lines
+    assert ("::error file=data/terraform/plan_aws_azure.json,title=tag policy%3A missing-tag project::"
+            "aws_s3_bucket.logs: required tag 'project' is missing") in lines
     assert any(line.startswith("::error file=modules/network/main.tf,line=12,") for line in lines)
     assert lines[-1].startswith("::error::tag policy FAILED")
 

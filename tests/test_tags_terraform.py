@@ -144,3 +144,30 @@ def test_missing_plan_file_is_a_usage_error(finops, tmp_path):
     result = finops("tags", "audit", "--no-billing", "--plan", tmp_path / "nope.json")
     assert result.exit_code == 2
     assert "nope.json: cannot read the file" in result.stderr
+
+
+def test_plan_from_stdin_and_warning_severity(finops, policy, monkeypatch):
+    import io
+
+    policy.write_text(POLICY + "severity: {environment: warning, cost_center: warning, project: warning}\n",
+                      encoding="utf-8")
+    monkeypatch.setattr("sys.stdin", io.StringIO(AWS_AZURE.read_text(encoding="utf-8")))
+    result = finops("tags", "audit", "--no-billing", "--policy", policy, "--plan", "-", "--fail-on", "error",
+                    "--format", "json")
+    assert result.exit_code == 0, result.stderr  # only warnings: no error-severity violation
+    data = json.loads(result.stdout)
+    assert data["plans"][0]["file"] == "(stdin)"
+    assert {v["severity"] for v in data["violations"]} == {"warning"}
+    assert len(data["violations"]) == 5
+    assert finops("tags", "audit", "--no-billing", "--policy", policy, "--plan", AWS_AZURE).exit_code == 1
+
+
+def test_exemption_by_resource_type_pattern(finops, policy):
+    policy.write_text(POLICY + "  - resource_type: 'google_storage_*'\n  - provider: azure\n    keys: [environment]\n",
+                      encoding="utf-8")
+    result = finops("tags", "audit", "--no-billing", "--policy", policy, "--plan", AWS_AZURE, "--plan", GOOGLE,
+                    "--format", "json")
+    found = {(v["resource"], v["key"]) for v in json.loads(result.stdout)["violations"]}
+    assert not any(resource == "google_storage_bucket.b" for resource, _ in found)
+    assert ("azurerm_resource_group.rg", "environment") not in found
+    assert ("azurerm_resource_group.rg", "cost_center") in found

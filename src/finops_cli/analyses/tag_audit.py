@@ -196,7 +196,7 @@ def _dimension_sql(rules: RuleSet, key: str) -> str:
     return lookups[0] if len(lookups) == 1 else f"COALESCE({', '.join(lookups)})"
 
 
-def audit_billing(con, rules: RuleSet, window: Window, cost: str = "effective") -> BillingAudit:
+def audit_billing(con, rules: RuleSet, window: Window, cost: str = "effective", top: int = 10) -> BillingAudit:
     column = cost_column(cost)
     keys = rules.required + rules.condition_keys()
     where, params = window_clause(window, [])
@@ -256,7 +256,7 @@ def audit_billing(con, rules: RuleSet, window: Window, cost: str = "effective") 
                 offender.disallowed[key] = found[key]
     order = sorted(totals, key=lambda c: (-abs(totals[c]), c or ""))
     ranked = sorted((o for o in offenders.values() if o.cost != 0), key=lambda o: (-o.cost, o.resource or "", o.service or ""))
-    _current_tags(con, ranked[:200], where, params)
+    _current_tags(con, ranked[:top], where, params)
     return BillingAudit(
         window=window, cost=cost, charges=list(charges), row_count=row_count,
         totals={c: totals[c] for c in order},

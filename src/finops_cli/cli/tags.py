@@ -18,7 +18,7 @@ app = typer.Typer(help="Check tags against the tag policy: spend in the store an
 def audit(
     ctx: typer.Context,
     plan: Optional[List[str]] = typer.Option(None, "--plan", help="Terraform plan JSON (terraform show -json "
-                                             "plan.out) to check; repeatable.", metavar="FILE"),
+                                             "plan.out) to check; repeatable; - reads stdin.", metavar="FILE"),
     no_billing: bool = typer.Option(False, "--no-billing", help="Check only the plans, not the spend in the store."),
     policy: Optional[str] = typer.Option(None, "--policy", help="Tag policy file (default: the tags: section of "
                                          "the config).", metavar="FILE"),
@@ -76,7 +76,7 @@ def audit(
                 from finops_cli.cli.report import refresh_stale
 
                 refresh_failed = refresh_stale(config, store)
-            billing = audit_billing(store.con, rules, window, cost or settings.cost)
+            billing = audit_billing(store.con, rules, window, cost or settings.cost, top)
         if not billing.row_count:
             warn(f"no billing data ({', '.join(billing.charges) or 'any'} charges) in the store for "
                  f"{window.label()}; run `finops sync` first, or pass --no-billing")

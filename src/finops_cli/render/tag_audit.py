@@ -172,10 +172,21 @@ def as_sarif(result: AuditResult) -> dict[str, Any]:
     }
 
 
+def relative(path: str) -> str:
+    """Code scanning and annotations want paths relative to the checkout (the working folder in CI)."""
+    import os
+
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return path
+    return path if rel.startswith("..") else rel
+
+
 def _uri(path: str) -> str:
     from urllib.parse import quote
 
-    return quote(path.replace("\\", "/"), safe="/:._-~")
+    return quote(relative(path).replace("\\", "/"), safe="/:._-~")
 
 
 # -- junit -----------------------------------------------------------------------------------
@@ -266,7 +277,7 @@ def as_github(result: AuditResult) -> str:
         props = []
         path, line = _location_file(result, v)
         if path and v.origin == "plan":
-            props.append(f"file={_escape_property(path)}")
+            props.append(f"file={_escape_property(relative(path))}")
             if line:
                 props.append(f"line={int(line)}")
         props.append(f"title={_escape_property(f'tag policy: {v.rule} {v.key}')}")

@@ -63,9 +63,15 @@ class Plan:
 
 
 def read_plan(path: str | Path) -> Plan:
+    """Read plan JSON from ``path`` (``-``: standard input, as in ``terraform show -json plan.out | finops ...``)."""
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
+        if name == "-":
+            import sys
+
+            text, name = sys.stdin.read(), "(stdin)"
+        else:
+            text = Path(path).read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"--plan {name}: cannot read the file: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
