@@ -308,3 +308,10 @@ def test_usage_errors_exit_2(finops, tmp_path):
     assert result.exit_code == 2 and "cannot write" in result.stderr
     result = finops("tags", "audit")  # no config anywhere and nothing else to audit
     assert result.exit_code == 2 and "no finops config found" in result.stderr
+
+
+def test_documented_config_snippet_is_valid(finops, tmp_path):
+    snippet = (Path(__file__).parents[1] / "docs" / "config-snippets" / "tags.yaml").read_text(encoding="utf-8")
+    config = write_config(tmp_path, snippet)
+    result = finops("--config", config, "config", "validate")
+    assert result.exit_code == 0, result.stderr
