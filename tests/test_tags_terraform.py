@@ -171,3 +171,32 @@ def test_exemption_by_resource_type_pattern(finops, policy):
     assert not any(resource == "google_storage_bucket.b" for resource, _ in found)
     assert ("azurerm_resource_group.rg", "environment") not in found
     assert ("azurerm_resource_group.rg", "cost_center") in found
+
+
+def test_aliased_provider_in_nested_module_brings_its_own_default_tags():
+    from finops_cli.tags.terraform import parse_plan
+
+    def change(address, module):
+        return {"address": address, "module_address": module, "mode": "managed", "type": "aws_sqs_queue",
+                "name": "q", "index": 0, "provider_name": "registry.terraform.io/hashicorp/aws",
+                "change": {"actions": ["create"], "after": {"tags": None}, "after_unknown": {"tags_all": True}}}
+
+    block = {"resources": [{"address": "aws_sqs_queue.q", "mode": "managed", "type": "aws_sqs_queue", "name": "q",
+                            "provider_config_key": "aws.west"}]}
+    data = {
+        "format_version": "1.2",
+        "resource_changes": [change('module.app["a"].module.queue.aws_sqs_queue.q[0]', 'module.app["a"].module.queue')],
+        "configuration": {
+            "provider_config": {
+                "aws": {"name": "aws", "expressions": {
+                    "default_tags": [{"tags": {"constant_value": {"owner": "root"}}}]}},
+                "aws.west": {"name": "aws", "alias": "west", "expressions": {
+                    "default_tags": [{"tags": {"constant_value": {"owner": "west", "team": "queues"}}}]}},
+            },
+            "root_module": {"module_calls": {"app": {"source": "./app", "module": {"module_calls": {
+                "queue": {"source": "../queue", "module": block}}}}}},
+        },
+    }
+    resource = parse_plan(data, "nested.json").resources[0]
+    assert resource.tags == {"owner": "west", "team": "queues"}
+    assert resource.module_source == "../queue"

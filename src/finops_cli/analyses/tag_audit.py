@@ -155,7 +155,9 @@ def parse_fail_on(values: list[str] | None) -> FailOn:
             origins.add(word)
         elif word == "error":
             severities = {"error"}
-        elif word != "warning":
+        elif word == "warning":
+            severities = {"error", "warning"}
+        else:
             raise UsageError(f"--fail-on {word!r}: expected any, billing, plan, error, warning or none "
                              "(comma-separated, e.g. plan,error)")
     return FailOn(frozenset(origins or {"billing", "plan"}), frozenset(severities))
