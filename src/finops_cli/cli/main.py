@@ -19,6 +19,7 @@ from finops_cli.cli import demo as demo_cmd
 from finops_cli.cli import report as report_cmd
 from finops_cli.cli import sources as sources_cmd
 from finops_cli.cli import sync as sync_cmd
+from finops_cli.cli import tags as tags_cmd
 from finops_cli.cli.context import AppContext, stderr
 from finops_cli.errors import ExitCode, FinopsError
 
@@ -62,6 +63,7 @@ app.command("report")(report_cmd.report)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(sources_cmd.app, name="sources")
+app.add_typer(tags_cmd.app, name="tags")
 
 
 def run(argv: list[str] | None = None) -> None:

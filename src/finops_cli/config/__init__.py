@@ -159,7 +159,8 @@ def _messages(exc: ValidationError, document: YamlDocument, prefix: KeyPath) -> 
 def _known_keys(exc: ValidationError, loc: KeyPath, prefix: KeyPath) -> str:
     from finops_cli.config import model as m
 
-    model = {(): m.ConfigFile, ("allocation",): m.AllocationConfig, ("report",): m.ReportConfig}.get(
+    model = {(): m.ConfigFile, ("allocation",): m.AllocationConfig, ("report",): m.ReportConfig,
+             ("tags",): m.TagPolicy}.get(
         tuple(loc[:-1])
     )
     if model is None:

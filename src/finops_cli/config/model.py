@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from finops_cli.tags.policy import TagPolicy
+
 DEFAULT_REQUIRED = ("team", "project", "environment", "cost_center", "owner")
 _DIMENSION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -68,6 +70,7 @@ class ConfigFile(Strict):
     store: str | None = None
     allocation: AllocationConfig = Field(default_factory=AllocationConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    tags: TagPolicy = Field(default_factory=TagPolicy)
     sources: list[dict[str, Any]] = Field(default_factory=list)
 
     @model_validator(mode="before")
