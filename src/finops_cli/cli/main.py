@@ -62,6 +62,7 @@ app.command("report")(report_cmd.report)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(sources_cmd.app, name="sources")
+app.add_typer(__import__("finops_cli.cli.k8s", fromlist=["app"]).app, name="k8s")
 
 
 def run(argv: list[str] | None = None) -> None:
