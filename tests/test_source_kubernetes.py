@@ -271,6 +271,30 @@ def test_an_unreachable_api_is_a_source_error(finops, tmp_path):
     assert f"cannot reach the OpenCost API at http://127.0.0.1:{port}/allocation/compute" in result.stderr
 
 
+def test_private_tls_needs_the_ca_bundle_named_by_verify_tls(finops, tmp_path):
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    server, base = fake.start(context)
+    try:
+        config = k8s_config(tmp_path, base)
+        result = finops("--config", config, "sync", *WINDOW)
+        assert result.exit_code == 3 and "TLS error" in result.stderr and "verify_tls" in result.stderr
+        assert "certificate verify failed" in result.stderr
+
+        config = k8s_config(tmp_path, base, keys="    verify_tls: ca.pem\n")  # relative to the config file
+        result = finops("--config", config, "sync", *WINDOW)
+        assert result.exit_code == 0, result.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_config_rejects_unknown_keys_with_file_and_line(finops, tmp_path, api):
     config = k8s_config(tmp_path, api, keys="    namespace_label: team\n")
     result = finops("--config", config, "config", "validate")

@@ -264,10 +264,14 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, json.dumps({"code": 200, "status": "success", "data": sets}), "application/json")
 
 
-def start():
+def start(tls_context=None):
+    """Serve on 127.0.0.1 (port 0); ``tls_context`` (an ssl.SSLContext) makes it https."""
     State.log = []
     State.token = None
     State.reject = None
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls_context is not None:
+        server.socket = tls_context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+    scheme = "https" if tls_context is not None else "http"
+    return server, f"{scheme}://127.0.0.1:{server.server_address[1]}"
