@@ -175,6 +175,23 @@ def test_long_windows_are_split_into_week_requests(finops, tmp_path, api):
     assert "2 API requests" in result.stderr
 
 
+@pytest.mark.parametrize("kind, first_sync_requests", [("opencost", 13), ("kubecost", 3)])
+def test_first_sync_reaches_the_lookback_and_the_next_one_only_recent_days(finops, tmp_path, api, monkeypatch,
+                                                                           kind, first_sync_requests):
+    monkeypatch.setenv("FINOPS_NOW", "2024-03-05T12:00:00Z")
+    config = k8s_config(tmp_path, api, kind=kind)
+    result = finops("--config", config, "sync")
+    assert result.exit_code == 0, result.stderr
+    assert len(fake.State.log) == first_sync_requests
+    assert fake.State.log[0][1]["window"].startswith("2023-12-06T00:00:00Z,")  # 90 days back
+    assert fake.State.log[-1][1]["window"].endswith(",2024-03-05T12:00:00Z")  # up to now, not tomorrow
+
+    del fake.State.log[:]
+    result = finops("--config", config, "sync")
+    assert result.exit_code == 0, result.stderr
+    assert [q["window"] for _p, q, _h in fake.State.log] == ["2024-03-03T00:00:00Z,2024-03-05T12:00:00Z"]
+
+
 def test_today_is_pulled_up_to_now_and_marked_provisional(finops, tmp_path, api, monkeypatch):
     monkeypatch.setenv("FINOPS_NOW", "2024-03-04T12:00:00Z")
     config = k8s_config(tmp_path, api)

@@ -360,11 +360,16 @@ def _host_provider(provider_id: Any) -> str | None:
     return None
 
 
+CONTROLLER_KINDS = {"deployment": "Deployment", "statefulset": "StatefulSet", "daemonset": "DaemonSet",
+                    "replicaset": "ReplicaSet", "job": "Job", "cronjob": "CronJob", "rollout": "Rollout"}
+
+
 def _resource_type(kind: str, fields: dict) -> str:
     if kind != "workload":
         return f"Kubernetes {kind.capitalize()} Cost"
     if fields.get("controller"):
-        return f"Kubernetes {str(fields.get('controllerKind') or 'Controller').capitalize()}"
+        kind_name = str(fields.get("controllerKind") or "controller")
+        return f"Kubernetes {CONTROLLER_KINDS.get(kind_name.lower(), kind_name.capitalize())}"
     return "Kubernetes Namespace" if fields.get("namespace") else "Kubernetes Workload"
 
 
