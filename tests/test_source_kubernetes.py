@@ -141,7 +141,8 @@ def test_rows_carry_focus_allocation_columns_quantities_and_null_efficiency(fino
     try:
         row = con.execute(
             "SELECT AllocatedMethodId, AllocatedResourceId, AllocatedTags['team'], ConsumedQuantity, ConsumedUnit, "
-            "SubAccountId, ServiceName, HostProviderName, BilledCost FROM costs WHERE x_Properties['component'] = 'ram' "
+            "SubAccountId, ServiceName, HostProviderName, BilledCost FROM costs "
+            "WHERE x_Properties['component'] = 'ram' "
             "AND ResourceId = 'prod-eks/search/deployment/api' AND ChargePeriodStart = '2024-03-01'").fetchone()
         assert row == ("opencost-allocation", "prod-eks/search/deployment/api", "search",
                        Decimal("96.000000000000000"), "GiB-Hours", "prod-eks", "Kubernetes", "AWS", Decimal(0))
@@ -205,7 +206,7 @@ def test_today_is_pulled_up_to_now_and_marked_provisional(finops, tmp_path, api,
 
 
 AWS_CSV = """BilledCost,EffectiveCost,ListCost,BillingCurrency,ChargePeriodStart,ChargePeriodEnd,ChargeCategory,\
-ServiceName,ProviderName,SubAccountId,ResourceId
+ServiceName,ProviderName,SubAccountId,ResourceId,AllocatedMethodId
 {rows}"""
 
 
@@ -213,21 +214,23 @@ def test_report_by_provider_does_not_add_the_cluster_twice(finops, tmp_path, api
     rows = []
     for day in range(1, 5):  # the EC2 nodes under the cluster, and some S3
         start, end = f"2024-03-0{day}T00:00:00Z", f"2024-03-0{day + 1}T00:00:00Z"
-        rows.append(f"530.00,530.00,600.00,USD,{start},{end},Usage,Amazon Elastic Compute Cloud,AWS,111,i-node")
-        rows.append(f"10.25,10.25,10.25,USD,{start},{end},Usage,Amazon Simple Storage Service,AWS,111,bucket")
+        rows.append(f"530.00,530.00,600.00,USD,{start},{end},Usage,Amazon Elastic Compute Cloud,AWS,111,i-node,")
+        rows.append(f"10.25,10.25,10.25,USD,{start},{end},Usage,Amazon Simple Storage Service,AWS,111,bucket,")
+        # a split-cost row of the cloud's own FOCUS 1.3 export is the bill itself: always counted
+        rows.append(f"0.10,0.10,0.10,USD,{start},{end},Usage,Amazon Elastic Kubernetes Service,AWS,111,eks,split")
     (tmp_path / "aws.csv").write_text(AWS_CSV.format(rows="\n".join(rows)) + "\n")
     config = k8s_config(tmp_path, api, extra="  - name: aws\n    type: focus\n    path: aws.csv\n")
     assert finops("--config", config, "sync", *WINDOW).exit_code == 0
 
     by_provider, total, result = report_json(finops, config, "--by", "provider")
-    assert by_provider == {"AWS": Decimal("2161.00")}
-    assert total == Decimal("2161.00")
+    assert by_provider == {"AWS": Decimal("2161.40")}
+    assert total == Decimal("2161.40")
     cluster = sum(expected(lambda p: p["namespace"]).values())
     assert f"left out {cluster.quantize(Decimal('0.01')):,} USD of Kubernetes allocations (k8s)" in result.stderr
     assert "--allocations only" in result.stderr
 
     both, _both_total, result = report_json(finops, config, "--by", "provider", "--allocations", "include")
-    assert both == {"AWS": Decimal("2161.00"), "Kubernetes": cluster}
+    assert both == {"AWS": Decimal("2161.40"), "Kubernetes": cluster}
     assert "left out" not in result.stderr
 
     _teams, team_total, _ = report_json(finops, config, "--by", "team", "--filter", "source=k8s")

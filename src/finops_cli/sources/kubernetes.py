@@ -176,7 +176,8 @@ class KubernetesSource(Source):
                 detail = response.text.strip().splitlines()[0][:300] if response.text.strip() else "no details"
             raise SourceError(self.name, f"{url} answered HTTP {status}: {detail}")
         if body.get("code") not in (None, 200):
-            raise SourceError(self.name, f"{url} answered code {body.get('code')}: {body.get('message') or 'no message'}")
+            message = body.get("message") or "no message"
+            raise SourceError(self.name, f"{url} answered code {body.get('code')}: {message}")
         data = body.get("data")
         if data is None:
             return []
@@ -219,7 +220,8 @@ class KubernetesSource(Source):
                 for allocation_set in sets:
                     for name, allocation in allocation_set.items():
                         rows.extend(self.rows(name, allocation or {}, aggregate, now))
-                yield rows
+                # Kubecost's ETL answers in whole days: a set reaching past this chunk belongs to the next one
+                yield [r for r in rows if start <= r["ChargePeriodStart"] < chunk_end]
                 start = chunk_end
         finally:
             session.close()
@@ -230,7 +232,8 @@ class KubernetesSource(Source):
     def rows(self, name: str, allocation: dict, aggregate: list[str], now: datetime) -> list[dict]:
         props = allocation.get("properties") or {}
         window = allocation.get("window") or {}
-        start_text, end_text = window.get("start") or allocation.get("start"), window.get("end") or allocation.get("end")
+        start_text = window.get("start") or allocation.get("start")
+        end_text = window.get("end") or allocation.get("end")
         if not start_text or not end_text:
             raise SourceError(self.name, f"allocation {name!r} has no window")
         start = parse_moment(start_text, "window.start")
