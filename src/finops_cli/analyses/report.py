@@ -36,6 +36,7 @@ class ReportRequest:
     top: int | None = None
     untagged_top: int = 5
     series: bool = False
+    allocations: str = "auto"  # see ALLOCATION_MODES
 
 
 @dataclass
@@ -77,6 +78,9 @@ class Report:
     untagged_resources: list[UntaggedResource]
     days: list[date]
     required: list[str]
+    # Allocation cost (Kubernetes) the report left out because the cloud rows already carry it.
+    left_out: dict[str | None, Decimal] = field(default_factory=dict)
+    left_out_sources: list[str] = field(default_factory=list)
 
     @property
     def currencies(self) -> list[str | None]:
@@ -91,13 +95,51 @@ def share(part: Decimal, whole: Decimal) -> float | None:
     return None if not whole else float(part / whole)
 
 
-def window_clause(window: Window, filters: list[Filter]) -> tuple[str, list[Any]]:
+# Allocation rows (Kubernetes OpenCost/Kubecost) re-divide spend the cloud rows already bill.
+#   auto: leave them out, unless --filter source=... picks sources by name; include: add them
+#   (double counts the cluster next to its cloud bill); only: nothing but them; exclude: never.
+ALLOCATION_MODES = ("auto", "include", "exclude", "only")
+
+
+def allocation_types(con) -> list[str]:
+    """Source types in the store whose rows only re-divide other sources' spend."""
+    from finops_cli.sources import REGISTRY
+
+    present = [r[0] for r in con.execute("SELECT DISTINCT x_SourceType FROM costs "
+                                         "WHERE AllocatedMethodId IS NOT NULL").fetchall()]
+    return sorted(t for t in present if t in REGISTRY and REGISTRY[t].load().allocation_only)
+
+
+def allocation_sql(types: list[str]) -> tuple[str, list[Any]]:
+    if not types:
+        return "false", []
+    return f"(AllocatedMethodId IS NOT NULL AND x_SourceType IN ({', '.join('?' for _ in types)}))", list(types)
+
+
+def effective_allocation_mode(mode: str, filters: list[Filter]) -> str:
+    if mode not in ALLOCATION_MODES:
+        raise UsageError(f"--allocations: {mode!r} is not one of {', '.join(ALLOCATION_MODES)}")
+    if mode == "auto":
+        picks_sources = any(f.dimension.name == "source" and not f.negate for f in filters)
+        return "include" if picks_sources else "exclude"
+    return mode
+
+
+def window_clause(window: Window, filters: list[Filter], allocations: str = "include",
+                  allocation_types: list[str] | None = None) -> tuple[str, list[Any]]:
     clauses = ["ChargePeriodStart >= ?", "ChargePeriodStart < ?"]
     params: list[Any] = [window.start, window.end]
     for f in filters:
         sql, values = f.sql()
         clauses.append(sql)
         params.extend(values)
+    mode = effective_allocation_mode(allocations, filters)
+    if mode != "include" and allocation_types:
+        sql, values = allocation_sql(allocation_types)
+        clauses.append(sql if mode == "only" else f"NOT {sql}")
+        params.extend(values)
+    elif mode == "only":
+        clauses.append("false")
     return " AND ".join(clauses), params
 
 
@@ -109,7 +151,8 @@ def build_report(con, allocation: AllocationConfig, request: ReportRequest) -> R
         raise UsageError("the same dimension was given twice to --by")
     cost = cost_column(request.cost)
     filters = parse_filters(request.filters, allocation)
-    where, params = window_clause(request.window, filters)
+    types = allocation_types(con)
+    where, params = window_clause(request.window, filters, request.allocations, types)
     days = request.window.day_list()
     want_series = request.series and len(days) >= SERIES_MIN_DAYS
 
@@ -150,7 +193,22 @@ def build_report(con, allocation: AllocationConfig, request: ReportRequest) -> R
 
     required = [r for r in allocation.required]
     untagged, resources = _untagged(con, allocation, required, cost, where, params, totals, request.untagged_top)
-    return Report(request, dims, rows, totals, row_count, untagged, resources, days, required)
+    left_out, left_out_sources = _left_out(con, request, filters, types, cost)
+    return Report(request, dims, rows, totals, row_count, untagged, resources, days, required,
+                  left_out, left_out_sources)
+
+
+def _left_out(con, request: ReportRequest, filters: list[Filter], types: list[str], cost: str):
+    """Allocation cost in the window that the report did not add, per currency, and its sources."""
+    if not types or effective_allocation_mode(request.allocations, filters) != "exclude":
+        return {}, []
+    where, params = window_clause(request.window, filters, "only", types)
+    raw = con.execute(f"SELECT BillingCurrency, x_SourceName, SUM({cost}) FROM costs WHERE {where} "
+                      "GROUP BY ALL ORDER BY 2", params).fetchall()
+    amounts: dict[str | None, Decimal] = {}
+    for currency, _source, amount in raw:
+        amounts[currency] = amounts.get(currency, Decimal(0)) + (amount or Decimal(0))
+    return amounts, sorted({r[1] for r in raw})
 
 
 def _fold_top(rows: list[ReportRow], top: int | None, width: int) -> list[ReportRow]:

@@ -31,6 +31,10 @@ def report(
                                                 metavar="DIM=VALUE"),
     top: Optional[int] = typer.Option(None, "--top", min=1, help="Show the N largest rows per currency and fold "
                                       "the rest into (other).", metavar="N"),
+    allocations: str = typer.Option("auto", "--allocations", help="Kubernetes allocation rows (opencost, "
+                                    "kubecost) re-divide cloud spend: auto leaves them out unless --filter "
+                                    "source= picks sources; include adds them; only shows just them; exclude.",
+                                    metavar="auto|include|only|exclude"),
     fmt: Format = typer.Option(Format.table, "--format", help="table, json, csv or markdown."),
     refresh: Optional[bool] = typer.Option(None, "--refresh/--no-refresh", help="Re-sync stale sources first "
                                            "(default: report.refresh in the config, true)."),
@@ -51,6 +55,7 @@ def report(
     request = ReportRequest(
         by=list(by), window=window, cost=cost or settings.cost, filters=list(filter_ or []),
         top=top or settings.top, untagged_top=settings.untagged_top, series=fmt is Format.table,
+        allocations=allocations.strip().lower(),
     )
     refresh_failed = False
     with app.open_store(config) as store:
@@ -58,8 +63,19 @@ def report(
             refresh_failed = refresh_stale(config, store)
         result = build_report(store.con, config.allocation, request)
     render(result, fmt, sys.stdout, stdout_width())
+    if any(result.left_out.values()):
+        note(left_out_text(result))
     if refresh_failed:
         raise typer.Exit(int(ExitCode.SOURCE))
+
+
+def left_out_text(result) -> str:
+    from finops_cli.render import money
+
+    amounts = ", ".join(money(v, c) for c, v in result.left_out.items() if v)
+    names = ", ".join(result.left_out_sources)
+    return (f"note: left out {amounts} of Kubernetes allocations ({names}): they re-divide cloud spend this "
+            f"report already counts. See them with --allocations only, or --filter source={names.split(', ')[0]}.")
 
 
 def refresh_stale(config, store) -> bool:
