@@ -68,4 +68,6 @@ def note(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    stderr().print(f"[yellow]warning:[/yellow] {message}")
+    from rich.markup import escape
+
+    stderr().print(f"[yellow]warning:[/yellow] {escape(message)}")
