@@ -14,6 +14,7 @@ from typing import Optional
 import typer
 
 from finops_cli import __version__
+from finops_cli.cli import budget as budget_cmd
 from finops_cli.cli import config as config_cmd
 from finops_cli.cli import demo as demo_cmd
 from finops_cli.cli import report as report_cmd
@@ -62,6 +63,7 @@ app.command("report")(report_cmd.report)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(sources_cmd.app, name="sources")
+app.add_typer(budget_cmd.app, name="budget")
 
 
 def run(argv: list[str] | None = None) -> None:
