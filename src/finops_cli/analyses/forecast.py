@@ -5,8 +5,8 @@ A weekday-weighted run rate, robust to one-off spikes and honest about young per
 1. Daily spend of the scope over the period so far and up to ``HISTORY_DAYS`` before it, from
    the first day with data. Only *complete* days teach the model: days before today and no
    later than the last day with data (billing data arrives late; a missing day is not a $0 day).
-2. Weekday factors, once at least two weeks are known: mean spend of each weekday over the mean
-   of all days. Fewer days: every factor is 1 (no pattern can be told from noise yet).
+2. Weekday factors, once at least two weeks are known: median spend of each weekday over the
+   median of all days (medians, so one spike does not make its weekday look expensive). Fewer days: every factor is 1 (no pattern can be told from noise yet).
 3. The level is the median of the last ``LEVEL_DAYS`` deseasonalised days (spend / factor), so
    a one-day spike is counted once in the actual spend but not extrapolated; a lasting change
    moves the median after a few days.
@@ -81,19 +81,18 @@ def forecast_period(daily: dict[date, Decimal], start: date, end: date, today: d
 
     factors = [1.0] * 7
     if len(known) >= SEASONAL_DAYS:
-        overall = sum(values.values()) / len(values)
+        overall = median(values.values())
         if overall > 0:
             for weekday in range(7):
                 days = [values[d] for d in known if d.weekday() == weekday]
-                factors[weekday] = (sum(days) / len(days)) / overall if days else 1.0
+                factors[weekday] = median(days) / overall if days else 1.0
 
-    def deseasonalised(d: date) -> float:
-        factor = factors[d.weekday()]
-        return values[d] / factor if factor > 0 else values[d]
-
-    recent = [deseasonalised(d) for d in known[-LEVEL_DAYS:]]
+    # A weekday that never costs anything (factor 0) says nothing about the level.
+    informative = [d for d in known if factors[d.weekday()] > 0]
+    deseasonalised = {d: values[d] / factors[d.weekday()] for d in informative}
+    recent = [deseasonalised[d] for d in informative[-LEVEL_DAYS:]]
     level = median(recent) if recent else 0.0
-    spread_base = [deseasonalised(d) for d in known]
+    spread_base = list(deseasonalised.values())
     mad = 1.4826 * median(abs(x - median(spread_base)) for x in spread_base) if spread_base else 0.0
     if len(known) < MIN_DAYS:
         mad = max(mad, 0.5 * level)
