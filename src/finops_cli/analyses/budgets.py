@@ -50,6 +50,8 @@ class BudgetStatus:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # problems a person should fix or know about
     rolled_up: bool = False
+    children_amount: Decimal | None = None  # sum of the comparable children's budgets
+    children_spend: Decimal | None = None  # and of their spend
 
     @property
     def name(self) -> str:
@@ -175,7 +177,22 @@ def evaluate(con, budgets: list[BudgetConfig], allocation, *, names: list[str] |
             _measure(con, status, scopes, now, provider_forecast)
         _check_children(status, scopes)
         out.append(status)
+    _roll_up(out)
     return out
+
+
+def _roll_up(statuses: list[BudgetStatus]) -> None:
+    by_name = {s.name: s for s in statuses}
+    for status in statuses:
+        kids = [by_name[c] for c in status.children if c in by_name]
+        comparable = [k for k in kids if k.config.currency == status.config.currency
+                      and k.config.period == status.config.period and k.period is not None]
+        if not comparable:
+            continue
+        status.children_amount = sum((k.config.amount for k in comparable), Decimal(0))
+        status.children_spend = sum((k.spend for k in comparable), Decimal(0))
+        status.notes.append(f"children spent {status.children_spend:,.2f} of the {status.children_amount:,.2f} "
+                            f"{status.config.currency} budgeted for them")
 
 
 def _measure(con, status: BudgetStatus, scopes: _Scopes, now: datetime,

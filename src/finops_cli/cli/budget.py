@@ -55,6 +55,7 @@ def check(
     from finops_cli.periods import iso, utcnow
     from finops_cli.render import Format
     from finops_cli.render.budgets import render
+    from finops_cli.sync import data_age
 
     obj: AppContext = ctx.obj
     config = obj.config()
@@ -68,6 +69,8 @@ def check(
     with obj.open_store(config) as store:
         if config.file.report.refresh if refresh is None else refresh:
             refresh_failed = refresh_stale(config, store)
+        ages = {name: (iso(moment) if moment else None)
+                for name, moment in data_age(store, [src.name for src in config.sources]).items()}
         statuses = evaluate(store.con, budgets, config.allocation, names=budget, now=now,
                             provider_forecast=source_forecaster(config))
         if not no_notify:
@@ -76,7 +79,7 @@ def check(
             previews = deliver(deliveries, channels, store, dry_run=dry_run)
 
     failed = [d for d in deliveries if d.status == "failed"]
-    extra = {"now": iso(now), "notifications": [d.as_json() for d in deliveries],
+    extra = {"now": iso(now), "synced": ages, "notifications": [d.as_json() for d in deliveries],
              "refresh_failed": refresh_failed, "dry_run": dry_run}
     render(statuses, Format(fmt.value), sys.stdout, stdout_width(), extra=extra if fmt is CheckFormat.json else None)
     for status in statuses:

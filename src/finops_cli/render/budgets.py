@@ -105,6 +105,8 @@ def _budget_json(s: BudgetStatus) -> dict[str, Any]:
         "name": c.name,
         "parent": c.parent,
         "children": s.children,
+        "children_amount": decimal_text(s.children_amount),
+        "children_spend": decimal_text(s.children_spend),
         "depth": s.depth,
         "scope": c.scope,
         "rolled_up": s.rolled_up,
