@@ -281,3 +281,29 @@ budgets:
     md = finops("--config", config, "budget", "check", "--format", "markdown", "--fail-on", "never").stdout
     assert md.startswith("| budget | period |") and "└ search" in md
     assert Decimal(data["budgets"][1]["forecast"]["amount"]) == Decimal(3000)
+
+
+def test_pagerduty_triggers_again_after_a_resolve_and_absolute_thresholds_work(tmp_path, finops, receivers,
+                                                                                monkeypatch):
+    config = write_config(tmp_path, f"""
+store: store.duckdb
+sources: [{{name: files, type: focus, path: data}}]
+{CHANNELS}
+budgets:
+  - name: search
+    scope: {{team: search}}
+    amount: 5000
+    currency: USD
+    thresholds: [{{amount: 900, severity: emergency, notify: [pager, chat]}}]
+""")
+    monkeypatch.setenv("FINOPS_NOW", "2026-11-10T12:00:00Z")
+    credit = [row(date(2026, 11, 10), "-300", {"team": "search"})]
+    for extra, code in ((None, 1), (credit, 0), (None, 1)):  # 1,000 -> 700 -> 1,000 USD
+        spend_until(tmp_path, date(2026, 11, 10), extra=extra)
+        assert finops("--config", config, "budget", "check").exit_code == code
+    events = [r.body for r in receivers["pd"].received]
+    assert [e["event_action"] for e in events] == ["trigger", "resolve", "trigger"]
+    assert {e["dedup_key"] for e in events} == {"finops/budget/search/2026-11-01/actual:900"}
+    assert events[0]["payload"]["severity"] == "critical"  # emergency -> PagerDuty critical
+    assert len(receivers["slack"].received) == 1  # chat is told once per period
+    assert "threshold 900 USD actual" in receivers["slack"].received[0].body["text"]

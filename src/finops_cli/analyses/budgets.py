@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Callable
 
 from finops_cli.analyses.dimensions import cost_column, parse_filters
-from finops_cli.analyses.forecast import SpendForecast, confidence_label, forecast_period
+from finops_cli.analyses.forecast import HISTORY_DAYS, SpendForecast, confidence_label, forecast_period
 from finops_cli.analyses.report import window_clause
 from finops_cli.budgets.config import SEVERITIES, BudgetConfig, Threshold
 from finops_cli.errors import UsageError
@@ -200,7 +200,7 @@ def _measure(con, status: BudgetStatus, scopes: _Scopes, now: datetime,
     budget, window = status.config, status.period
     cost = cost_column(budget.cost)
     scope_sql, scope_params = scopes.clause(budget.name)
-    history = Window(window.start - timedelta(days=28), window.end)
+    history = Window(window.start - timedelta(days=HISTORY_DAYS), window.end)
     where, params = window_clause(history, [])
     if scope_sql:
         where, params = f"{where} AND ({scope_sql})", params + scope_params
@@ -209,23 +209,23 @@ def _measure(con, status: BudgetStatus, scopes: _Scopes, now: datetime,
         f"WHERE {where} GROUP BY ALL", params).fetchall()
     daily: dict[date, Decimal] = {}
     sources: set[str] = set()
+    first, end = window.start.date(), window.end.date()
     for day, currency, source, amount in rows:
-        if not window.start.date() <= day < window.end.date():
-            if currency == budget.currency:
-                daily[day] = daily.get(day, Decimal(0)) + (amount or 0)
-            continue
-        sources.add(source)
+        amount = amount or Decimal(0)
+        in_period = first <= day < end
         if currency == budget.currency:
-            daily[day] = daily.get(day, Decimal(0)) + (amount or 0)
-        else:
-            status.other_currencies[currency] = status.other_currencies.get(currency, Decimal(0)) + (amount or 0)
+            daily[day] = daily.get(day, Decimal(0)) + amount  # history days too: the forecast learns from them
+        elif in_period:
+            status.other_currencies[currency] = status.other_currencies.get(currency, Decimal(0)) + amount
+        if in_period:
+            sources.add(source)
     status.sources = sorted(sources)
-    status.spend = sum((v for d, v in daily.items() if window.start.date() <= d < window.end.date()), Decimal(0))
+    status.spend = sum((v for d, v in daily.items() if first <= d < end), Decimal(0))
     if status.other_currencies:
         listed = ", ".join(f"{v:,.2f} {c}" for c, v in sorted(status.other_currencies.items()))
         status.warnings.append(f"spend in other currencies is not counted: {listed} (a budget has one currency, "
                             f"{budget.currency})")
-    status.forecast = forecast_period(daily, window.start.date(), window.end.date(), now.date())
+    status.forecast = forecast_period(daily, first, end, now.date())
     if provider_forecast and len(status.sources) == 1 and not status.rolled_up and now < window.end:
         _provider(status, daily, now, provider_forecast)
     status.notes.extend(status.forecast.notes)

@@ -46,7 +46,7 @@ class Alert:
         head = f"budget {self.budget} {self.period}"
         used = f"{float(self.spend / self.amount) * 100:.1f}%" if self.amount else "-"
         if self.event == "resolve":
-            return (f"[resolved] {head}: {self.reason or 'back under'} the {self.threshold} threshold "
+            return (f"[resolved] {head}: {self.threshold} threshold, {self.reason or 'back under'} "
                     f"(spend {money(self.spend, self.currency)} of {money(self.amount, self.currency)})")
         if self.basis == "forecasted" and self.forecast is not None:
             share = f"{float(self.forecast / self.amount) * 100:.1f}%" if self.amount else "-"

@@ -111,12 +111,16 @@ def _ended_incidents(statuses, channels, state, current) -> list[Delivery]:
     for key, before in sorted(state.items()):
         if key in current or before.get("type") != "pagerduty" or before.get("alert") is None:
             continue
-        budget, _start, _threshold, channel = key.split("|", 3)
+        budget, start, _threshold, channel = key.split("|", 3)
         sent_trigger = before.get("action") == "trigger" and before.get("status") == "sent"
         failed_resolve = before.get("action") == "resolve" and before.get("status") == "failed"
         if budget not in by_name or channel not in channels or not (sent_trigger or failed_resolve):
             continue
-        fields = {**before["alert"], "event": "resolve", "reason": "period ended"}
+        status = by_name.get(budget)
+        same_period = status is not None and status.period is not None and \
+            status.period.start.date().isoformat() == start
+        fields = {**before["alert"], "event": "resolve",
+                  "reason": "threshold removed from the config" if same_period else "period ended"}
         for name in ("limit", "amount", "spend", "forecast"):
             fields[name] = None if fields[name] is None else Decimal(fields[name])
         alert = Alert(**fields)
