@@ -11,7 +11,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
 from conftest import write_config
 from fakes.focus_days import row, write_daily
 from fakes.receivers import HttpReceiver, SmtpReceiver

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-
 from conftest import write_config
+
 from finops_cli.analyses.budgets import period_window
 from finops_cli.budgets.config import BudgetConfig
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from conftest import write_config
 from fakes.focus_days import days, write_daily
+
 from finops_cli.analyses.forecast import forecast_period
 
 NOV_START, DEC_START = date(2026, 11, 1), date(2026, 12, 1)  # November 2026 starts on a Sunday
@@ -133,7 +134,7 @@ def test_a_sources_own_forecast_is_used_when_the_data_is_all_its_own(tmp_path, f
 
     def provider(source, window, filters):
         asked.append((source, window.start.date().isoformat(), window.end.date().isoformat(), filters))
-        return Forecast(mean=Decimal("1700"), currency="USD", lower=Decimal("1500"), upper=Decimal("1900"),
+        return Forecast(mean=Decimal(1700), currency="USD", lower=Decimal(1500), upper=Decimal(1900),
                         confidence=0.8)
 
     with store:

@@ -27,11 +27,11 @@ class HttpReceiver:
     delay: float = 0.0
     received: list[Received] = field(default_factory=list)
 
-    def start(self) -> "HttpReceiver":
+    def start(self) -> HttpReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - the http.server API
+            def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 text = self.rfile.read(length).decode()
                 if receiver.delay:
@@ -83,7 +83,7 @@ class SmtpReceiver:
     fail: int = 0
     messages: list = field(default_factory=list)
 
-    def start(self, tmp_path) -> "SmtpReceiver":
+    def start(self, tmp_path) -> SmtpReceiver:
         import ssl
 
         import trustme
@@ -99,7 +99,7 @@ class SmtpReceiver:
         receiver = self
 
         class Handler:
-            async def handle_DATA(self, server, session, envelope):  # noqa: N802 - the aiosmtpd API
+            async def handle_DATA(self, server, session, envelope):
                 if receiver.fail > 0:
                     receiver.fail -= 1
                     return "451 4.3.0 try again later"

@@ -9,10 +9,10 @@ scopes (a row in two children's scopes counts once).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Callable
 
 from finops_cli.analyses.dimensions import cost_column, parse_filters
 from finops_cli.analyses.forecast import HISTORY_DAYS, SpendForecast, confidence_label, forecast_period

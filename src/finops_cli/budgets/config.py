@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -34,7 +34,7 @@ class Threshold(_Strict):
     notify: list[str] | None = None  # channel names; None: the budget's own ``notify`` list
 
     @model_validator(mode="after")
-    def _one_limit(self) -> "Threshold":
+    def _one_limit(self) -> Threshold:
         if (self.percent is None) == (self.amount is None):
             raise ValueError("give exactly one of 'percent' or 'amount'")
         return self
@@ -94,7 +94,7 @@ class BudgetConfig(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _start_aligned(self) -> "BudgetConfig":
+    def _start_aligned(self) -> BudgetConfig:
         if self.start and self.period in ("monthly", "quarterly", "yearly") and self.start.day != 1:
             raise ValueError(f"start of a {self.period} budget must be the first day of a month "
                              f"(got {self.start.isoformat()})")
@@ -154,7 +154,7 @@ class EmailChannel(_Strict):
         return [value] if isinstance(value, str) else value
 
 
-ChannelConfig = Annotated[Union[SlackChannel, PagerDutyChannel, WebhookChannel, EmailChannel],
+ChannelConfig = Annotated[SlackChannel | PagerDutyChannel | WebhookChannel | EmailChannel,
                           Field(discriminator="type")]
 
 # Keys whose value is a credential: they must be written as ${ENV} references.
@@ -199,9 +199,10 @@ def cross_check(budgets: list[BudgetConfig], channels: dict[str, Any], allocatio
     for name, channel in channels.items():
         for key in SECRET_KEYS.get(channel.type, ()):
             if getattr(channel, key) is not None and ("notifications", name, key) not in from_env:
+                example = f"${{{name.upper().replace('-', '_')}_{key.upper()}}}"
                 problems.append((("notifications", name, key),
-                                 f"{key} is a secret: write it as an environment reference such as "
-                                 f"${{{name.upper().replace('-', '_')}_{key.upper()}}}, not in the file"))
+                                 f"{key} is a secret: write it as an environment reference such as {example}, "
+                                 f"not in the file"))
     return problems
 
 

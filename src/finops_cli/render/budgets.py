@@ -18,8 +18,8 @@ def bar(status: BudgetStatus, width: int = BAR_WIDTH) -> str:
     used, projected = status.used, status.forecast_used
     if used is None:
         return ""
-    spent = min(int(round(used * width)), width)
-    ahead = min(int(round((projected or 0) * width)), width) - spent if projected is not None else 0
+    spent = min(round(used * width), width)
+    ahead = min(round((projected or 0) * width), width) - spent if projected is not None else 0
     text = "█" * spent + "▒" * max(ahead, 0)
     text += "░" * (width - len(text))
     return text + ("▶" if max(used, projected or 0) > 1 else " ")
