@@ -165,3 +165,27 @@ def test_provider_forecast_falls_back_on_failure_and_on_mixed_sources(tmp_path, 
     assert asked == ["a"]
     assert single.forecast.amount == Decimal(3000)
     assert any("a's own forecast failed (source 'a': throttled)" in n for n in single.notes)
+
+
+def test_provider_forecasts_are_asked_once_a_day(tmp_path, finops, monkeypatch):
+    from datetime import datetime
+
+    from finops_cli.analyses.budgets import cached_daily, evaluate
+    from finops_cli.sources.base import Forecast
+
+    config, store = _store_with(tmp_path, finops, monkeypatch)
+    asked = []
+
+    def provider(source, window, filters):
+        asked.append(window.start)
+        return Forecast(mean=Decimal("1700.5"), currency="USD", lower=None, upper=None)
+
+    with store:
+        cached = cached_daily(provider, store)
+        runs = [evaluate(store.con, config.file.budgets, config.allocation, provider_forecast=cached,
+                         now=datetime(2026, 11, 15, hour))[0] for hour in (1, 9, 23)]
+        later = evaluate(store.con, config.file.budgets, config.allocation, provider_forecast=cached,
+                         now=datetime(2026, 11, 16, 1))[0]
+    assert len(asked) == 2  # once on the 15th (three hourly runs), once on the 16th
+    assert {r.forecast.amount for r in runs} == {Decimal("3100.5")}
+    assert later.forecast.method == "a provider forecast"

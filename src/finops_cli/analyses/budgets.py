@@ -286,19 +286,67 @@ def _check_children(status: BudgetStatus, scopes: _Scopes) -> None:
                             f"budget's {budget.amount:,.2f} {budget.currency}")
 
 
-def source_forecaster(config) -> ProviderForecast:
-    """Ask a configured source for its own forecast (``Source.forecast``)."""
-    from finops_cli.sync import build_source
+class SourceForecasts:
+    """Ask a configured source for its own forecast (``Source.forecast``); None where it offers none."""
 
-    built: dict[str, object] = {}
+    def __init__(self, config):
+        self.config = config
+        self._built: dict[str, object] = {}
+
+    def _source(self, name: str):
+        if name not in self._built:
+            from finops_cli.sources.base import Source
+            from finops_cli.sync import build_source
+
+            try:
+                source = build_source(self.config, self.config.source(name))
+            except Exception:  # the store holds a source no longer configured: no forecast from it
+                source = None
+            offers = source is not None and type(source).forecast is not Source.forecast
+            self._built[name] = source if offers else None
+        return self._built[name]
+
+    def offers(self, name: str) -> bool:
+        return self._source(name) is not None
+
+    def __call__(self, source_name: str, window: Window, filters: dict[str, list[str]]):
+        source = self._source(source_name)
+        return source.forecast(window, filters) if source is not None else None
+
+
+FORECAST_SCOPE = "budget-forecast"
+
+
+def cached_daily(provider_forecast: ProviderForecast, store) -> ProviderForecast:
+    """At most one provider forecast per (source, scope, period end) and UTC day, kept in the store.
+
+    Provider forecasts cost money (Cost Explorer: 0.01 USD a request) and change slowly; an hourly
+    cron would otherwise pay for 24 of them a day per budget.
+    """
+    import json
+
+    from finops_cli.sources.base import Forecast
 
     def ask(source_name: str, window: Window, filters: dict[str, list[str]]):
-        if source_name not in built:
-            try:
-                built[source_name] = build_source(config, config.source(source_name))
-            except Exception:  # the store holds a source no longer configured: no forecast from it
-                built[source_name] = None
-        source = built[source_name]
-        return source.forecast(window, filters) if source is not None else None
+        key = f"{source_name}|{json.dumps(filters, sort_keys=True)}|{window.end.isoformat()}"
+        day = window.start.date().isoformat()
+        saved = store.get_state(FORECAST_SCOPE, key)
+        if saved:
+            record = json.loads(saved)
+            if record.get("day") == day:
+                answer = record.get("forecast")
+                return None if answer is None else Forecast(**{
+                    k: (Decimal(v) if k in ("mean", "lower", "upper") and v is not None else v)
+                    for k, v in answer.items()})
+        offers = getattr(provider_forecast, "offers", None)
+        if offers is not None and not offers(source_name):
+            return None  # a source without forecasts: nothing to ask, nothing to remember
+        answer = provider_forecast(source_name, window, filters)
+        fields = None if answer is None else {
+            "mean": str(answer.mean), "currency": answer.currency, "confidence": answer.confidence,
+            "lower": None if answer.lower is None else str(answer.lower),
+            "upper": None if answer.upper is None else str(answer.upper)}
+        store.set_state(FORECAST_SCOPE, key, json.dumps({"day": day, "forecast": fields}))
+        return answer
 
     return ask

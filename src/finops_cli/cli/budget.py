@@ -47,7 +47,7 @@ def check(
 
     Example: finops budget check --fail-on critical
     """
-    from finops_cli.analyses.budgets import evaluate, source_forecaster
+    from finops_cli.analyses.budgets import SourceForecasts, cached_daily, evaluate
     from finops_cli.budgets.config import SEVERITIES
     from finops_cli.cli.report import refresh_stale
     from finops_cli.errors import ExitCode, UsageError
@@ -72,7 +72,7 @@ def check(
         ages = {name: (iso(moment) if moment else None)
                 for name, moment in data_age(store, [src.name for src in config.sources]).items()}
         statuses = evaluate(store.con, budgets, config.allocation, names=budget, now=now,
-                            provider_forecast=source_forecaster(config))
+                            provider_forecast=cached_daily(SourceForecasts(config), store))
         if not no_notify:
             deliveries = plan(statuses, channels, load_state(store, [s.name for s in statuses]))
             # Sent while the store lock is held: an overlapping run waits, then sees what was sent.
