@@ -306,3 +306,19 @@ budgets:
     assert events[0]["payload"]["severity"] == "critical"  # emergency -> PagerDuty critical
     assert len(receivers["slack"].received) == 1  # chat is told once per period
     assert "threshold 900 USD actual" in receivers["slack"].received[0].body["text"]
+
+
+def test_a_jump_past_two_thresholds_alerts_once_at_the_highest(tmp_path, finops, receivers, monkeypatch):
+    config = setup(tmp_path, notify="[chat, pager]")
+    spend_until(tmp_path, date(2026, 11, 10), per_day=120)  # 1,200 of 1,300 at once: 70 % and 90 %
+    monkeypatch.setenv("FINOPS_NOW", "2026-11-10T12:00:00Z")
+    first = finops("--config", config, "budget", "check", "--format", "json")
+    assert first.exit_code == 1
+    assert [r.body["text"].split("(threshold ")[1][:10] for r in receivers["slack"].received] == ["90% actual"]
+    assert [r.body["dedup_key"] for r in receivers["pd"].received] == ["finops/budget/search/2026-11-01/actual:90%"]
+    sent = {(n["channel"], n["threshold"], n["status"], n["covered_by"])
+            for n in json.loads(first.stdout)["notifications"]}
+    assert sent == {("chat", "70% actual", "covered", "90% actual"), ("chat", "90% actual", "sent", None),
+                    ("pager", "70% actual", "covered", "90% actual"), ("pager", "90% actual", "sent", None)}
+    assert finops("--config", config, "budget", "check").exit_code == 1
+    assert counts(receivers) == {"slack": 1, "pd": 1, "hook": 0, "mail": 0}

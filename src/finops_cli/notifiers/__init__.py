@@ -8,9 +8,11 @@ A channel module has ``send(channel, alert, session)`` (raises ``DeliveryError``
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from finops_cli.render import decimal_text, money
 
@@ -111,7 +113,14 @@ def http_post(session, url: str, body: dict, timeout: float, headers: dict | Non
     import requests
 
     session = session or requests.Session()
-    response = session.post(url, json=body, timeout=timeout, headers=headers or {})
+    host = urlsplit(url).netloc.rpartition("@")[2] or url
+    try:
+        response = session.post(url, json=body, timeout=timeout, headers=headers or {})
+    except requests.Timeout:
+        raise DeliveryError(f"{host} did not answer within {timeout:g} s") from None
+    except requests.ConnectionError as exc:
+        reason = re.search(r"\[Errno -?\d+\] [^'\")]+", str(exc))
+        raise DeliveryError(f"cannot connect to {host}" + (f" ({reason.group(0)})" if reason else "")) from None
     if not 200 <= response.status_code < 300:
         text = " ".join((response.text or "").split())[:200]
         raise DeliveryError(f"HTTP {response.status_code}" + (f": {text}" if text else ""))

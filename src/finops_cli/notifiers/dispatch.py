@@ -28,7 +28,8 @@ class Delivery:
     channel_type: str
     alert: Alert
     retry: bool = False  # an earlier run failed to deliver it
-    status: str = "pending"  # sent | failed | dry-run | pending
+    status: str = "pending"  # sent | failed | dry-run | covered | pending
+    covered_by: str | None = None  # a higher threshold crossed in the same run says it all
     error: str | None = None
     attempts: int = 0
 
@@ -36,6 +37,7 @@ class Delivery:
         return {"budget": self.alert.budget, "period": self.alert.period, "threshold": self.alert.threshold,
                 "severity": self.alert.severity, "event": self.alert.event, "channel": self.channel,
                 "type": self.channel_type, "status": self.status, "retry": self.retry, "error": self.error,
+                "covered_by": self.covered_by,
                 "dedup_key": self.alert.dedup_key}
 
 
@@ -84,8 +86,24 @@ def plan(statuses: list[BudgetStatus], channels: dict, state: dict[str, dict]) -
                     out.append(Delivery(key, name, channel.type, _alert(status, ts, action, reason),
                                         retry=bool(before and before.get("status") == "failed"),
                                         attempts=(before or {}).get("attempts", 0)))
+    _cover_lower(out)
     out.extend(_ended_incidents(statuses, channels, state, current))
     return out
+
+
+def _cover_lower(deliveries: list[Delivery]) -> None:
+    """Spend that jumps past several thresholds at once alerts once, at the highest one, per channel."""
+    highest: dict[tuple, Delivery] = {}
+    for item in deliveries:
+        if item.alert.event != "trigger":
+            continue
+        group = (item.alert.budget, item.channel, item.alert.basis)
+        if group not in highest or item.alert.limit > highest[group].alert.limit:
+            highest[group] = item
+    for item in deliveries:
+        top = highest.get((item.alert.budget, item.channel, item.alert.basis))
+        if item.alert.event == "trigger" and top is not None and top is not item:
+            item.covered_by = top.alert.threshold
 
 
 def _decide(ts: ThresholdStatus, channel_type: str, before: dict | None) -> str | None:
@@ -138,6 +156,11 @@ def deliver(deliveries: list[Delivery], channels: dict, store, *, dry_run: bool 
         session = requests.Session()
     for item in deliveries:
         channel = channels[item.channel]
+        if item.covered_by:
+            item.status = "covered"
+            if not dry_run:
+                store.set_state(STATE_SCOPE, item.key, json.dumps(_record(item)))
+            continue
         if dry_run:
             item.status = "dry-run"
             previews.append(f"{item.channel}: {preview(channel, item.alert)}")
