@@ -111,7 +111,7 @@ def test_each_crossing_alerts_every_channel_once(tmp_path, finops, receivers, mo
     assert hook.headers["Authorization"] == HOOK_TOKEN
     assert hook.body["spend"] == "1000.00" and hook.body["limit"] == "910.00" and hook.body["event"] == "trigger"
     mail = receivers["mail"].messages[0]
-    assert mail["tls"] and mail["to"] == ["finance@example.com"]
+    assert mail["tls"] and mail["authenticated"] and mail["to"] == ["finance@example.com"]
     assert "Subject: [finops warning] budget search 2026-11: 70% actual" in mail["data"]
     assert "sent trigger to chat (slack)" in first.stderr
 
@@ -322,3 +322,15 @@ def test_a_jump_past_two_thresholds_alerts_once_at_the_highest(tmp_path, finops,
                     ("pager", "70% actual", "covered", "90% actual"), ("pager", "90% actual", "sent", None)}
     assert finops("--config", config, "budget", "check").exit_code == 1
     assert counts(receivers) == {"slack": 1, "pd": 1, "hook": 0, "mail": 0}
+
+
+def test_smtp_login_failure_is_reported_without_the_password(tmp_path, finops, receivers, monkeypatch):
+    config = setup(tmp_path, notify="[mail]")
+    spend_until(tmp_path, date(2026, 11, 10))
+    monkeypatch.setenv("FINOPS_NOW", "2026-11-10T12:00:00Z")
+    monkeypatch.setenv("SMTP_PASSWORD", "wrong-password-123")
+    result = finops("--config", config, "budget", "check")
+    assert result.exit_code == 3
+    assert "could not deliver to mail (email): SMTPAuthenticationError" in result.stderr
+    assert "wrong-password-123" not in result.stderr + result.stdout
+    assert receivers["mail"].messages == []

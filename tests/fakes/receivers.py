@@ -105,7 +105,7 @@ class SmtpReceiver:
                     return "451 4.3.0 try again later"
                 receiver.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
                                           "data": envelope.content.decode(), "tls": session.ssl is not None,
-                                          "user": getattr(session, "auth_data", None)})
+                                          "authenticated": bool(session.authenticated)})
                 return "250 OK"
 
         def authenticate(server, session, envelope, mechanism, auth_data):
