@@ -198,7 +198,7 @@ def test_dry_run_and_no_notify_send_nothing_and_record_nothing(tmp_path, finops,
 def test_two_concurrent_runs_send_once(tmp_path, receivers):
     config = setup(tmp_path, notify="[chat]")
     spend_until(tmp_path, date(2026, 11, 10))
-    receivers["slack"].delay = 1.5  # the first run holds the store while Slack is slow
+    receivers["slack"].delay = 2.5  # the first run holds the store while Slack is slow
     env = {**os.environ, "FINOPS_NOW": "2026-11-10T12:00:00Z"}
     # One sync first, so the two runs race on alerting rather than on loading the files.
     subprocess.run([sys.executable, "-m", "finops_cli", "--config", str(config), "sync"], env=env, check=True,
