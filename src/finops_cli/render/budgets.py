@@ -71,7 +71,7 @@ def _table(statuses: list[BudgetStatus], out: TextIO, width: int | None) -> None
 
     table = Table(box=None, pad_edge=False, header_style="bold")
     for title, justify in (("budget", "left"), ("period", "left"), ("spend", "right"), ("forecast", "right"),
-                           ("budget", "right"), ("used", "right"), ("", "left"), ("status", "left")):
+                           ("amount", "right"), ("used", "right"), ("", "left"), ("status", "left")):
         table.add_column(title, justify=justify, no_wrap=True)
     for s in statuses:
         c = s.config
@@ -83,7 +83,7 @@ def _table(statuses: list[BudgetStatus], out: TextIO, width: int | None) -> None
 
 
 def markdown(statuses: list[BudgetStatus]) -> str:
-    lines = ["| budget | period | spend | forecast | budget | used | status |",
+    lines = ["| budget | period | spend | forecast | amount | used | status |",
              "|---|---|---:|---:|---:|---:|---|"]
     for s in statuses:
         c = s.config
