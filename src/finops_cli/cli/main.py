@@ -14,6 +14,7 @@ from typing import Optional
 import typer
 
 from finops_cli import __version__
+from finops_cli.cli import budget as budget_cmd
 from finops_cli.cli import config as config_cmd
 from finops_cli.cli import demo as demo_cmd
 from finops_cli.cli import k8s as k8s_cmd
@@ -64,6 +65,7 @@ app.command("report")(report_cmd.report)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(sources_cmd.app, name="sources")
+app.add_typer(budget_cmd.app, name="budget")
 app.add_typer(tags_cmd.app, name="tags")
 app.add_typer(k8s_cmd.app, name="k8s")
 

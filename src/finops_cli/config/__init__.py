@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from finops_cli.budgets.config import CHANNEL_TYPES
 from finops_cli.config.model import ConfigFile
 from finops_cli.config.yamlfile import KeyPath, YamlDocument, format_key_path, load_yaml
 from finops_cli.errors import ConfigError
@@ -129,6 +130,11 @@ def validate(document: YamlDocument) -> Config:
             continue
         seen[source.name] = index
         sources.append(source)
+    if file is not None:
+        from finops_cli.budgets.config import cross_check
+
+        for key_path, message in cross_check(file.budgets, file.notifications, file.allocation, document.from_env):
+            errors.append(f"{document.where(key_path)}: {message}")
     if errors:
         head = errors[0] if len(errors) == 1 else f"{len(errors)} problems in {document.path}:\n  " + "\n  ".join(errors)
         raise ConfigError(head)
@@ -139,6 +145,8 @@ def _messages(exc: ValidationError, document: YamlDocument, prefix: KeyPath) -> 
     out = []
     for error in exc.errors():
         loc = prefix + tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        if len(loc) > 2 and loc[0] == "notifications" and loc[2] in CHANNEL_TYPES:
+            loc = loc[:2] + loc[3:]  # pydantic names the union member (the channel type) in the path
         kind = error["type"]
         if kind == "extra_forbidden":
             parent = format_key_path(loc[:-1]) or "the top level"
@@ -157,12 +165,13 @@ def _messages(exc: ValidationError, document: YamlDocument, prefix: KeyPath) -> 
 
 
 def _known_keys(exc: ValidationError, loc: KeyPath, prefix: KeyPath) -> str:
+    from finops_cli.budgets import config as b
     from finops_cli.config import model as m
 
+    shape = tuple("[]" if isinstance(p, int) else p for p in loc[:-1])
     model = {(): m.ConfigFile, ("allocation",): m.AllocationConfig, ("report",): m.ReportConfig,
-             ("tags",): m.TagPolicy}.get(
-        tuple(loc[:-1])
-    )
+             ("tags",): m.TagPolicy, ("budgets", "[]"): b.BudgetConfig,
+             ("budgets", "[]", "thresholds", "[]"): b.Threshold}.get(shape)
     if model is None:
         return ""
     return ", ".join(model.model_fields)

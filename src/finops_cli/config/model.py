@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from finops_cli.budgets.config import BudgetConfig, ChannelConfig
 from finops_cli.tags.policy import TagPolicy
 
 DEFAULT_REQUIRED = ("team", "project", "environment", "cost_center", "owner")
@@ -72,10 +73,14 @@ class ConfigFile(Strict):
     report: ReportConfig = Field(default_factory=ReportConfig)
     tags: TagPolicy = Field(default_factory=TagPolicy)
     sources: list[dict[str, Any]] = Field(default_factory=list)
+    budgets: list[BudgetConfig] = Field(default_factory=list)
+    notifications: dict[str, ChannelConfig] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
     def _sources_are_mappings(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("sources") is None and "sources" in data:
-            data = {**data, "sources": []}
+        if isinstance(data, dict):  # an empty `sources:` / `budgets:` key means none
+            empty = {key: ([] if key != "notifications" else {}) for key in ("sources", "budgets", "notifications")
+                     if key in data and data[key] is None}
+            data = {**data, **empty}
         return data

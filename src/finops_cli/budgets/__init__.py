@@ -1,0 +1,1 @@
+"""Budgets: their YAML keys (config.py). Evaluation lives in analyses/budgets.py, delivery in notifiers/."""
