@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from finops_cli.analyses.dimensions import cost_column, tag_lookup
-from finops_cli.analyses.report import share, window_clause
+from finops_cli.analyses.report import allocation_types, share, window_clause
 from finops_cli.errors import UsageError
 from finops_cli.periods import Window
 from finops_cli.tags.policy import RuleSet
@@ -201,7 +201,8 @@ def _dimension_sql(rules: RuleSet, key: str) -> str:
 def audit_billing(con, rules: RuleSet, window: Window, cost: str = "effective", top: int = 10) -> BillingAudit:
     column = cost_column(cost)
     keys = rules.required + rules.condition_keys()
-    where, params = window_clause(window, [])
+    # Kubernetes allocation rows re-divide cloud spend: counting them would double the shares (as in `report`).
+    where, params = window_clause(window, [], "exclude", allocation_types(con))
     charges = rules.policy.charges
     if charges:
         where += f" AND ChargeCategory IN ({', '.join('?' for _ in charges)})"
