@@ -68,7 +68,7 @@ class FakeCostExplorer:
         self._server: ThreadingHTTPServer | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
-    def start(self) -> "FakeCostExplorer":
+    def start(self) -> FakeCostExplorer:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -16,11 +16,11 @@ optional ``role_arn`` is assumed. boto3 is imported only when a pull or forecast
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -64,7 +64,7 @@ class AwsConfig(SourceConfig):
         return value
 
     @model_validator(mode="after")
-    def _external_id_needs_role(self) -> "AwsConfig":
+    def _external_id_needs_role(self) -> AwsConfig:
         if self.external_id and not self.role_arn:
             raise ValueError("external_id is only used with role_arn")
         return self
@@ -391,6 +391,7 @@ class AwsSource(Source):
     def _connect(self, need_payer: bool = True):
         boto3 = require("boto3", extra="aws", what="the AWS Cost Explorer source")
         from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
 
         cfg = self.config
         client_config = Config(retries={"mode": cfg.retry_mode, "total_max_attempts": cfg.max_attempts},
@@ -413,27 +414,27 @@ class AwsSource(Source):
                 payer = sts.get_caller_identity()["Account"]
             client = session.client("ce", region_name=cfg.region, endpoint_url=cfg.endpoint_url,
                                     config=client_config)
-        except Exception as exc:
+        except (BotoCoreError, ClientError) as exc:
             raise self._translate(exc, "AssumeRole" if cfg.role_arn else "credentials") from None
         return client, payer
 
     def _call(self, method, operation: str, **request) -> dict[str, Any]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         try:
             answer = method(**request)
-        except Exception as exc:
+        except (BotoCoreError, ClientError) as exc:
             raise self._translate(exc, operation) from None
         self.stats.requests += 1
         self.stats.request_cost += REQUEST_PRICE
         self._retries = getattr(self, "_retries", 0) + answer.get("ResponseMetadata", {}).get("RetryAttempts", 0)
         return answer
 
-    def _translate(self, exc: Exception, operation: str) -> Exception:
+    def _translate(self, exc: Exception, operation: str) -> SourceError:
         from botocore import exceptions as bx
 
         cfg = self.config
         where = f"profile {cfg.profile!r}" if cfg.profile else "the default AWS credential chain"
-        if isinstance(exc, SourceError):
-            return exc
         if isinstance(exc, bx.ProfileNotFound):
             return SourceError(self.name, f"AWS profile {cfg.profile!r} is not in ~/.aws/config or "
                                "~/.aws/credentials", hint="fix `profile:` in the source, or run `aws configure "
@@ -464,9 +465,7 @@ class AwsSource(Source):
         if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError)):
             target = cfg.endpoint_url or f"the {cfg.region} endpoint"
             return SourceError(self.name, f"cannot reach AWS ({operation}) at {target}: {exc}")
-        if isinstance(exc, bx.BotoCoreError):
-            return SourceError(self.name, f"AWS {operation} failed: {exc}")
-        return exc
+        return SourceError(self.name, f"AWS {operation} failed: {exc}")
 
 
 class _Merger:
