@@ -316,6 +316,26 @@ def test_missing_profile_and_missing_credentials_are_clear_errors(finops, tmp_pa
     assert ce.calls == []
 
 
+def test_expired_sso_session_denied_access_and_unreachable_endpoint_are_clear_errors(finops, tmp_path, ce):
+    (tmp_path / "aws-config").write_text(
+        "[profile corp]\nsso_start_url = https://example.awsapps.com/start\nsso_region = us-east-1\n"
+        "sso_account_id = 123456789012\nsso_role_name = Billing\n")
+    result = finops("--config", aws_config(tmp_path, ce.url, "    profile: corp\n"), "sync")
+    assert result.exit_code == 3
+    assert "the AWS SSO session of profile 'corp' has expired" in result.stderr
+    assert "aws sso login --profile corp" in result.stderr
+
+    ce.deny = True
+    result = finops("--config", aws_config(tmp_path, ce.url), "sync")
+    assert result.exit_code == 3
+    assert "AWS refused GetCostAndUsage" in result.stderr and "AccessDeniedException" in result.stderr
+    assert "ce:GetCostAndUsage" in result.stderr
+
+    result = finops("--config", aws_config(tmp_path, "http://127.0.0.1:1"), "sync")
+    assert result.exit_code == 3
+    assert "cannot reach AWS (GetCostAndUsage) at http://127.0.0.1:1" in result.stderr
+
+
 def test_moto_pages_and_untagged_group(finops, tmp_path, moto_url):
     import requests
 

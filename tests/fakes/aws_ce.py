@@ -64,6 +64,7 @@ class FakeCostExplorer:
         self.throttle_after: int | None = None  # after N answered calls, every call is throttled
         self.forecast = {"mean": Decimal("310.25"), "lower": Decimal("280.50"), "upper": Decimal("340.00")}
         self.forecast_unavailable = False
+        self.deny = False  # answer AccessDeniedException, as for an identity without ce:GetCostAndUsage
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -117,6 +118,8 @@ class FakeCostExplorer:
                 call.body = {**body, "_throttled": True}
                 return 400, {"__type": "LimitExceededException", "message": "Rate exceeded"}
         try:
+            if self.deny:
+                raise ApiError("AccessDeniedException", f"User is not authorized to perform: ce:{operation}")
             if operation == "GetCostAndUsage":
                 return 200, self.cost_and_usage(body)
             if operation == "GetCostForecast":

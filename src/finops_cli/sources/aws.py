@@ -161,31 +161,22 @@ class AwsSource(Source):
     config_class = AwsConfig
     config: AwsConfig
 
+    def __init__(self, config: AwsConfig, *, base_dir=None):
+        super().__init__(config, base_dir=base_dir)
+        self._account_names: dict[str, str] = {}  # from DimensionValueAttributes
+        self._retries = 0  # attempts botocore retried (throttling, transient errors)
+
     # -- pulling ---------------------------------------------------------------------------
     def pull(self, window: Window | None) -> Iterator[list[dict[str, Any]]]:
         window = self._clamp(window)
         if window is None:
             return
         client, payer = self._connect()
-        self._attributes: dict[str, str] = {}
-        self._retries = 0
         period = {"Start": window.start.date().isoformat(), "End": window.end.date().isoformat()}
-        tags = self._active_tags(client, period)
         ordered = [RECORD_TYPE, *(Key("DIMENSION", d) for d in self.config.dimensions),
-                   *(Key("TAG", t) for t in tags), SERVICE]
+                   *(Key("TAG", t) for t in self._active_tags(client, period)), SERVICE]
         levels = plan_levels(ordered)
-
-        cells: list[Cell] = [()]
-        ce_totals: dict[tuple[date, str], dict[str, Decimal]] = {}
-        for depth, level in enumerate(levels[:-1]):
-            self._check_budget(len(cells), f"discovery level {depth + 1} ({_names(level)})")
-            found: set[Cell] = set()
-            for cell in cells:
-                for start, _, keys, metrics in self._results(client, period, PROBE_GRANULARITY, level, cell):
-                    found.add(cell + tuple(zip(level, keys)))
-                    if depth == 0:
-                        _add(ce_totals, (start.replace(day=1), _unit(metrics)), _amounts(metrics))
-            cells = sorted(found, key=lambda c: [v for _, v in c])
+        cells, ce_totals = self._discover(client, period, levels[:-1])
 
         self._check_budget(len(cells), f"daily level ({_names(levels[-1])})")
         merged = _Merger(self)
@@ -194,15 +185,29 @@ class AwsSource(Source):
                 values = {key.label: value for key, value in cell}
                 values.update((key.label, value) for key, value in zip(levels[-1], keys))
                 merged.add(start, estimated, values, metrics)
+        records = merged.records(payer, self._account_names)
 
-        records = merged.records(payer, self._attributes)
         if len(levels) > 1:
             records += self._unattributed(ce_totals, merged.monthly, payer, window)
-        if len(levels) > 1:
             self.stats.notes.append(f"{len(cells)} daily queries, one per {_names(ordered[:-2], ' x ')}")
         if self._retries:
             self.stats.notes.append(f"{self._retries} throttled or failed attempt(s) retried")
         yield records
+
+    def _discover(self, client, period, levels: list[list[Key]]):
+        """The value combinations of the discovery dimensions, and Cost Explorer's monthly totals."""
+        cells: list[Cell] = [()]
+        ce_totals: dict[tuple[date, str], dict[str, Decimal]] = {}
+        for depth, level in enumerate(levels):
+            self._check_budget(len(cells), f"discovery level {depth + 1} ({_names(level)})")
+            found: set[Cell] = set()
+            for cell in cells:
+                for start, _, keys, metrics in self._results(client, period, PROBE_GRANULARITY, level, cell):
+                    found.add(cell + tuple(zip(level, keys)))
+                    if depth == 0:  # the first level covers everything: Cost Explorer's own total
+                        _add(ce_totals, (start.replace(day=1), _unit(metrics)), _amounts(metrics))
+            cells = sorted(found, key=lambda c: [v for _, v in c])
+        return cells, ce_totals
 
     def _clamp(self, window: Window | None) -> Window | None:
         now = utcnow()
@@ -252,7 +257,7 @@ class AwsSource(Source):
             for attribute in page.get("DimensionValueAttributes") or []:
                 name = (attribute.get("Attributes") or {}).get("description")
                 if name:
-                    self._attributes[attribute["Value"]] = name
+                    self._account_names[attribute["Value"]] = name
             for result in page.get("ResultsByTime") or []:
                 start = date.fromisoformat(result["TimePeriod"]["Start"][:10])
                 estimated = bool(result.get("Estimated"))
@@ -288,7 +293,7 @@ class AwsSource(Source):
                 "the filtered queries", "ServiceName": "Unattributed", "ServiceCategory": "Other",
                 **_provider(payer), "x_CostBasis": basis, "x_Properties": {"aws.Unattributed": "true"},
             })
-            self.stats.notes.append(f"{billed} {unit} of {month:%Y-%m} could not be attributed by the "
+            self.stats.notes.append(f"{billed:.2f} {unit} of {month:%Y-%m} could not be attributed by the "
                                     f"filtered queries (kept as service 'Unattributed')")
         return rows
 
@@ -427,7 +432,7 @@ class AwsSource(Source):
             raise self._translate(exc, operation) from None
         self.stats.requests += 1
         self.stats.request_cost += REQUEST_PRICE
-        self._retries = getattr(self, "_retries", 0) + answer.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+        self._retries += answer.get("ResponseMetadata", {}).get("RetryAttempts", 0)
         return answer
 
     def _translate(self, exc: Exception, operation: str) -> SourceError:
