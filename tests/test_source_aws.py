@@ -182,6 +182,10 @@ def test_credits_refunds_tax_and_support_are_not_usage(finops, tmp_path, ce):
     assert charges["Purchase"] == Decimal(100)  # support; the SP fee's amortised cost is 0
     billed = by_key(report(finops, config, "charge", "--cost", "billed", "--no-refresh"), "charge")
     assert billed["Purchase"] == Decimal(107)
+    # The Savings Plan negation merges into the usage it cancels: one row, net of the on-demand cost.
+    types = by_key(report(finops, config, "x:record_type", "--cost", "billed", "--no-refresh"), "x:record_type")
+    assert types["SavingsPlanCoveredUsage,SavingsPlanNegation"] == 0
+    assert "SavingsPlanNegation" not in types and "EdpDiscount" not in types
 
 
 def test_request_count_follows_the_documented_plan(finops, tmp_path, ce):
@@ -333,7 +337,7 @@ def test_expired_sso_session_denied_access_and_unreachable_endpoint_are_clear_er
 
     result = finops("--config", aws_config(tmp_path, "http://127.0.0.1:1"), "sync")
     assert result.exit_code == 3
-    assert "cannot reach AWS (GetCostAndUsage) at http://127.0.0.1:1" in result.stderr
+    assert "cannot reach Cost Explorer (GetCostAndUsage) at http://127.0.0.1:1" in result.stderr
 
 
 def test_moto_pages_and_untagged_group(finops, tmp_path, moto_url):

@@ -291,7 +291,7 @@ class AwsSource(Source):
                 "ContractedCost": contracted, "BillingCurrency": unit, "ChargeCategory": "Adjustment",
                 "ChargeFrequency": "One-Time", "ChargeDescription": "Cost Explorer total not returned by "
                 "the filtered queries", "ServiceName": "Unattributed", "ServiceCategory": "Other",
-                **_provider(payer), "x_CostBasis": basis, "x_Properties": {"aws.Unattributed": "true"},
+                **_provider(payer), "x_CostBasis": basis, "x_Properties": {"unattributed": "true"},
             })
             self.stats.notes.append(f"{billed:.2f} {unit} of {month:%Y-%m} could not be attributed by the "
                                     f"filtered queries (kept as service 'Unattributed')")
@@ -401,10 +401,12 @@ class AwsSource(Source):
         cfg = self.config
         client_config = Config(retries={"mode": cfg.retry_mode, "total_max_attempts": cfg.max_attempts},
                                connect_timeout=10, read_timeout=60, user_agent_extra="finops-cli")
+        step = "credentials"
         try:
             session = boto3.Session(profile_name=cfg.profile, region_name=cfg.region)
             payer = cfg.billing_account_id
             if cfg.role_arn:
+                step = "AssumeRole"
                 assume = {"RoleArn": cfg.role_arn, "RoleSessionName": "finops-cli"}
                 if cfg.external_id:
                     assume["ExternalId"] = cfg.external_id
@@ -415,12 +417,13 @@ class AwsSource(Source):
                                         aws_session_token=credentials["SessionToken"], region_name=cfg.region)
                 payer = payer or cfg.role_arn.split(":")[4]
             elif payer is None and need_payer:
+                step = "GetCallerIdentity"  # free; names the payer account for BillingAccountId
                 sts = session.client("sts", region_name=cfg.region, config=client_config)
                 payer = sts.get_caller_identity()["Account"]
             client = session.client("ce", region_name=cfg.region, endpoint_url=cfg.endpoint_url,
                                     config=client_config)
         except (BotoCoreError, ClientError) as exc:
-            raise self._translate(exc, "AssumeRole" if cfg.role_arn else "credentials") from None
+            raise self._translate(exc, step) from None
         return client, payer
 
     def _call(self, method, operation: str, **request) -> dict[str, Any]:
@@ -451,12 +454,13 @@ class AwsSource(Source):
             return SourceError(self.name, f"no AWS credentials found ({where}: environment, ~/.aws, SSO, "
                                "instance or container role)", hint="set `profile:` in the source, export "
                                "AWS_PROFILE, or run `aws sso login`")
+        service = "STS" if operation in ("AssumeRole", "GetCallerIdentity") else "Cost Explorer"
         if isinstance(exc, bx.ClientError):
             error = exc.response.get("Error", {})
             code, message = error.get("Code", "Error"), error.get("Message", "")
             attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
             if code in ("LimitExceededException", "ThrottlingException", "Throttling", "TooManyRequestsException"):
-                return SourceError(self.name, f"Cost Explorer kept throttling {operation} ({code}: {message}) "
+                return SourceError(self.name, f"{service} kept throttling {operation} ({code}: {message}) "
                                    f"after {attempts} attempt(s)", hint="try again in a few minutes, or raise "
                                    "max_attempts / use retry_mode: adaptive in the source")
             if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
@@ -466,10 +470,12 @@ class AwsSource(Source):
                     "ce:GetCostAndUsage and ce:GetCostForecast"
                 return SourceError(self.name, f"AWS refused {operation} for {where} ({code}: {message})",
                                    hint=f"the identity needs {needs}; check the credentials are current")
-            return SourceError(self.name, f"Cost Explorer {operation} failed ({code}: {message})")
+            return SourceError(self.name, f"{service} {operation} failed ({code}: {message})")
         if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError)):
-            target = cfg.endpoint_url or f"the {cfg.region} endpoint"
-            return SourceError(self.name, f"cannot reach AWS ({operation}) at {target}: {exc}")
+            target = getattr(exc, "kwargs", {}).get("endpoint_url") or cfg.endpoint_url or cfg.region
+            hint = ("set billing_account_id in the source to skip this call, or point AWS_ENDPOINT_URL_STS "
+                    "at a reachable STS endpoint") if operation == "GetCallerIdentity" else None
+            return SourceError(self.name, f"cannot reach {service} ({operation}) at {target}", hint=hint)
         return SourceError(self.name, f"AWS {operation} failed: {exc}")
 
 
@@ -513,12 +519,12 @@ class _Merger:
             region = None if region is None or region.lower() in NO_REGION else region
             legal = values.get("LEGAL_ENTITY_NAME") or values.get("INVOICING_ENTITY")
             types = ",".join(sorted(row["types"]))
-            properties = {"aws.RecordType": types}
+            properties = {"record_type": types}
             if commitment:
-                properties["aws.CommitmentType"] = commitment
+                properties["commitment_type"] = commitment
             for name in ("USAGE_TYPE", "INSTANCE_TYPE", "OPERATION", "PLATFORM", "TENANCY", "PURCHASE_TYPE"):
                 if values.get(name):
-                    properties[f"aws.{name}"] = values[name]
+                    properties[name.lower()] = values[name]
             tags = {k[4:]: v for k, v in values.items() if k.startswith("TAG:") and v}
             category_pair = service_category(service)
             out.append({
