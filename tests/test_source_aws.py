@@ -245,6 +245,8 @@ def test_throttling_that_never_ends_fails_the_source_and_keeps_earlier_data(fino
         in result.stderr
     assert "the store keeps this source's earlier data" in result.stderr
     assert report(finops, config, "service", "--no-refresh") == before
+    ledger = finops("--config", config, "sources", "ledger").stdout
+    assert "failed" in ledger and "(0.04 USD)" in ledger  # the pages that were answered still cost money
 
 
 def test_request_budget_stops_a_costly_plan_before_it_runs(finops, tmp_path, ce):

@@ -32,9 +32,10 @@ from finops_cli.sources.base import Forecast, Source, SourceConfig
 REQUEST_PRICE = Decimal("0.01")  # USD per Cost Explorer API request; every page is a request
 PROBE_GRANULARITY = "MONTHLY"  # discovery levels only need which combinations exist: fewest pages
 
-# Dimensions the query tree may carry besides RECORD_TYPE and SERVICE, which it always carries.
+# Dimensions the query tree may carry. RECORD_TYPE and SERVICE are always carried (listing them is allowed).
 GroupDimension = Literal["LINKED_ACCOUNT", "REGION", "AZ", "USAGE_TYPE", "PURCHASE_TYPE", "INSTANCE_TYPE",
-                         "OPERATION", "PLATFORM", "TENANCY", "LEGAL_ENTITY_NAME", "INVOICING_ENTITY"]
+                         "OPERATION", "PLATFORM", "TENANCY", "LEGAL_ENTITY_NAME", "INVOICING_ENTITY",
+                         "SERVICE", "RECORD_TYPE"]
 
 
 class AwsConfig(SourceConfig):
@@ -58,7 +59,7 @@ class AwsConfig(SourceConfig):
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
-            raise ValueError("lists each entry once at most")
+            raise ValueError("each entry may appear only once")
         if any(not str(v).strip() or "$" in str(v) for v in value):
             raise ValueError("entries must be non-empty and must not contain '$'")
         return value
@@ -173,7 +174,8 @@ class AwsSource(Source):
             return
         client, payer = self._connect()
         period = {"Start": window.start.date().isoformat(), "End": window.end.date().isoformat()}
-        ordered = [RECORD_TYPE, *(Key("DIMENSION", d) for d in self.config.dimensions),
+        extra = [d for d in self.config.dimensions if d not in (RECORD_TYPE.name, SERVICE.name)]
+        ordered = [RECORD_TYPE, *(Key("DIMENSION", d) for d in extra),
                    *(Key("TAG", t) for t in self._active_tags(client, period)), SERVICE]
         levels = plan_levels(ordered)
         cells, ce_totals = self._discover(client, period, levels[:-1])
@@ -487,9 +489,12 @@ class _Merger:
         self.rows: dict[tuple, dict[str, Any]] = {}
         self.monthly: dict[tuple[date, str], dict[str, Decimal]] = {}
         self.dropped_discounts = 0
+        self.unknown_types: set[str] = set()
 
     def add(self, day: date, estimated: bool, values: dict[str, str], metrics: dict[str, Any]) -> None:
         charge, is_discount = charge_of(values.get("RECORD_TYPE", "Usage"))
+        if charge is UNKNOWN_CHARGE:
+            self.unknown_types.add(values.get("RECORD_TYPE", ""))
         amounts = _amounts(metrics)
         unit = _unit(metrics)
         _add(self.monthly, (day.replace(day=1), unit), amounts)
@@ -543,6 +548,9 @@ class _Merger:
                 "AvailabilityZone": values.get("AZ") or None,
                 "Tags": tags, "x_Estimated": row["estimated"], "x_CostBasis": basis, "x_Properties": properties,
             })
+        if self.unknown_types:
+            self.source.stats.notes.append(f"record type(s) {', '.join(sorted(self.unknown_types))} "
+                                           f"stored as ChargeCategory Adjustment")
         if self.dropped_discounts:
             self.source.stats.notes.append(f"{self.dropped_discounts} discount group(s) already folded into "
                                            f"{self.source.config.billing_metric}")
