@@ -31,6 +31,8 @@ REGISTRY: dict[str, SourceType] = {
     for entry in (
         SourceType("focus", "finops_cli.sources.focus_files:FocusFileSource",
                    "FOCUS export files (CSV/Parquet)", None, "docs/sources/focus.md"),
+        SourceType("aws", "finops_cli.sources.aws:AwsSource",
+                   "AWS Cost Explorer (GetCostAndUsage)", "aws", "docs/sources/aws.md"),
         SourceType("opencost", "finops_cli.sources.kubernetes:OpenCostSource",
                    "OpenCost Kubernetes allocations", None, "docs/sources/kubernetes.md"),
         SourceType("kubecost", "finops_cli.sources.kubernetes:KubecostSource",
