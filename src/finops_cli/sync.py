@@ -36,7 +36,8 @@ class SyncResult:
 
 def build_source(config: Config, source_config: SourceConfig) -> Source:
     cls = source_type(source_config.type).load()
-    return cls(source_config, base_dir=config.base_dir)
+    keys = list(dict.fromkeys(key for keys in config.allocation.dimensions.values() for key in keys))
+    return cls(source_config, base_dir=config.base_dir, tag_keys=keys)
 
 
 def selected(config: Config, names: Iterable[str] | None) -> list[SourceConfig]:

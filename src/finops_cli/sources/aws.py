@@ -24,7 +24,6 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from finops_cli.config.model import DEFAULT_REQUIRED
 from finops_cli.errors import SourceError, require
 from finops_cli.periods import Window, add_months, midnight, utcnow
 from finops_cli.sources.base import Forecast, Source, SourceConfig
@@ -50,14 +49,17 @@ class AwsConfig(SourceConfig):
     effective_metric: Literal["NetAmortizedCost", "AmortizedCost"] = "NetAmortizedCost"
     dimensions: list[GroupDimension] = Field(default_factory=lambda: ["LINKED_ACCOUNT", "REGION"])
     # Allocation tag keys (user-defined cost allocation tags, activated in the Billing console).
-    tag_keys: list[str] = Field(default_factory=lambda: list(DEFAULT_REQUIRED))
+    # Default: every tag key the allocation dimensions read (required tags and their aliases).
+    tag_keys: list[str] | None = None
     max_requests: int = Field(500, ge=1)  # refuse a sync whose query plan would cost more
     max_attempts: int = Field(8, ge=1, le=30)  # attempts per request (first + retries) on throttling
     retry_mode: Literal["standard", "adaptive"] = "standard"
 
     @field_validator("dimensions", "tag_keys")
     @classmethod
-    def _unique(cls, value: list[str]) -> list[str]:
+    def _unique(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return value
         if len(set(value)) != len(value):
             raise ValueError("each entry may appear only once")
         if any(not str(v).strip() or "$" in str(v) for v in value):
@@ -162,10 +164,15 @@ class AwsSource(Source):
     config_class = AwsConfig
     config: AwsConfig
 
-    def __init__(self, config: AwsConfig, *, base_dir=None):
-        super().__init__(config, base_dir=base_dir)
+    def __init__(self, config: AwsConfig, **kwargs):
+        super().__init__(config, **kwargs)
         self._account_names: dict[str, str] = {}  # from DimensionValueAttributes
         self._retries = 0  # attempts botocore retried (throttling, transient errors)
+
+    @property
+    def wanted_tag_keys(self) -> list[str]:
+        """The configured tag_keys, else every key the allocation dimensions read."""
+        return self.tag_keys if self.config.tag_keys is None else self.config.tag_keys
 
     # -- pulling ---------------------------------------------------------------------------
     def pull(self, window: Window | None) -> Iterator[list[dict[str, Any]]]:
@@ -226,7 +233,7 @@ class AwsSource(Source):
         A key that only has "key$" (never used, or not activated as a cost allocation tag) is
         exact without a level of its own: every row is untagged for it.
         """
-        keys = list(self.config.tag_keys)
+        keys = list(self.wanted_tag_keys)
         counts: dict[str, set[str]] = {k: set() for k in keys}
         for i in range(0, len(keys), 2):
             pair = [Key("TAG", k) for k in keys[i:i + 2]]
@@ -380,7 +387,7 @@ class AwsSource(Source):
                 parts.append({"Dimensions": {"Key": dimension_of[lowered], "Values": present,
                                              "MatchOptions": ["EQUALS"]}})
                 continue
-            key = name[4:] if lowered.startswith("tag:") else (name if name in self.config.tag_keys else None)
+            key = name[4:] if lowered.startswith("tag:") else (name if name in self.wanted_tag_keys else None)
             if key is None:
                 return False
             present = [v for v in values if v is not None]

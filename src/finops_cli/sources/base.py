@@ -109,10 +109,13 @@ class Source:
     # True for sources that re-divide spend other sources already bill (Kubernetes allocations).
     allocation_only: ClassVar[bool] = False
 
-    def __init__(self, config: SourceConfig, *, base_dir=None):
+    def __init__(self, config: SourceConfig, *, base_dir=None, tag_keys: list[str] | None = None):
         self.config = config
         self.name = config.name
         self.base_dir = base_dir
+        # The tag keys the allocation dimensions read (config `allocation`), for sources that must ask
+        # the provider for tags by name (Cost Explorer, Cost Management).
+        self.tag_keys = list(tag_keys) if tag_keys else ["team", "project", "environment", "cost_center", "owner"]
         self.stats = PullStats()
 
     # -- the interface -------------------------------------------------------------------
