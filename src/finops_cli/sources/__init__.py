@@ -31,6 +31,8 @@ REGISTRY: dict[str, SourceType] = {
     for entry in (
         SourceType("focus", "finops_cli.sources.focus_files:FocusFileSource",
                    "FOCUS export files (CSV/Parquet)", None, "docs/sources/focus.md"),
+        SourceType("azure", "finops_cli.sources.azure:AzureSource",
+                   "Azure Cost Management (Query API)", "azure", "docs/sources/azure.md"),
     )
 }
 

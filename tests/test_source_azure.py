@@ -1,0 +1,290 @@
+"""The azure source through the real azure-mgmt-costmanagement client, against a fake HTTPS Cost Management."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from conftest import write_config
+from fakes.azure_cm import Charge, FakeCostManagement
+
+pytest.importorskip("azure.mgmt.costmanagement", reason="the azure extra is not installed: pip install -e '.[azure]'")
+trustme = pytest.importorskip("trustme", reason="trustme (test extra) makes the HTTPS certificate")
+
+PROD = "11111111-1111-1111-1111-111111111111"
+DEV = "22222222-2222-2222-2222-222222222222"
+TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.secret-bearer-token"
+DAYS = [date(2024, 1, d) for d in range(1, 7)]
+
+
+def fixture_charges() -> list[Charge]:
+    """Six January days of two subscriptions: tagged and untagged resources, a resource in two services,
+    a reservation purchase (billed, not effective), reservation-covered usage (effective, not billed),
+    a nested resource type and a VM whose team tag changes on the 4th."""
+    out = []
+    for day in DAYS:
+        d = day.day
+        out += [
+            Charge(day, PROD, "rg-web", "Microsoft.Compute/virtualMachines/web1", "Virtual Machines", "US East",
+                   Decimal("10.105"), Decimal("10.105"), {"team": "search", "environment": "prod"}),
+            Charge(day, PROD, "rg-web", "Microsoft.Compute/virtualMachines/web1", "Bandwidth", "US East",
+                   Decimal("0.37"), Decimal("0.37"), {"team": "search", "environment": "prod"}),
+            Charge(day, PROD, "rg-web", "Microsoft.Storage/storageAccounts/webstore", "Storage", "US East",
+                   Decimal("1.05") + Decimal(d) / 100, Decimal("1.05") + Decimal(d) / 100, {"team": "search"}),
+            Charge(day, PROD, "rg-data", "Microsoft.Sql/servers/sql1/databases/db1", "SQL Database", "EU West",
+                   Decimal(0), Decimal("4.444444"), {"team": "data", "project": "warehouse"}),
+            Charge(day, DEV, "rg-dev", "Microsoft.Compute/virtualMachines/dev1", "Virtual Machines", "US West 2",
+                   Decimal("2.22"), Decimal("2.22"), {"team": "ads" if d <= 3 else "search"}),
+            Charge(day, DEV, "rg-dev", "Microsoft.Network/publicIPAddresses/ip1", "Virtual Network", "US West 2",
+                   Decimal("0.12"), Decimal("0.12"), {}),
+        ]
+    out.append(Charge(DAYS[0], PROD, None, None, "", None, Decimal("120.00"), Decimal(0)))  # reservation purchase
+    return out
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tls")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    paths = {name: str(folder / f"{name}.pem") for name in ("cert", "key", "ca")}
+    cert.private_key_and_cert_chain_pem.write_to_path(paths["cert"])
+    cert.private_key_pem.write_to_path(paths["key"])
+    ca.cert_pem.write_to_path(paths["ca"])
+    return paths
+
+
+@pytest.fixture
+def fake(tls):
+    server = FakeCostManagement(fixture_charges(), {PROD: "Production", DEV: "Development"}, page_size=4)
+    server.start(tls["cert"], tls["key"])
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def config(tmp_path, fake, tls, monkeypatch):
+    monkeypatch.setenv("AZURE_TEST_TOKEN", TOKEN)
+
+    def make(scopes=(f"/subscriptions/{PROD}", f"/subscriptions/{DEV}"), extra: str = "", verify=tls["ca"]) -> str:
+        scope_lines = "".join(f"      - {s}\n" for s in scopes)
+        path = write_config(tmp_path, f"""\
+store: store.duckdb
+sources:
+  - name: azure-prod
+    type: azure
+    scopes:
+{scope_lines}    credential: token
+    token_env: AZURE_TEST_TOKEN
+    base_url: {fake.base}
+    verify_tls: {verify}
+    max_throttle_wait: 0.3
+{extra}""")
+        return str(path)
+
+    return make
+
+
+def expected(by, basis="amortized") -> dict:
+    totals = defaultdict(Decimal)
+    for charge in fixture_charges():
+        totals[by(charge)] += getattr(charge, basis)
+    return {k: v for k, v in totals.items() if v}
+
+
+def report(finops, config_path, *by, cost="effective") -> dict:
+    args = ["--config", config_path, "report", "--start", "2024-01-01", "--end", "2024-01-07", "--no-refresh",
+            "--cost", cost, "--format", "json"]
+    for dim in by:
+        args += ["--by", dim]
+    result = finops(*args)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def by_key(data: dict, dim: str) -> dict:
+    """Report rows as {value: cost}; rows of zero (the purchase has no effective cost) are left out."""
+    return {row[dim]: Decimal(row["cost"]) for row in data["rows"] if Decimal(row["cost"])}
+
+
+def sync(finops, config_path, start="2024-01-01", end="2024-01-07"):
+    return finops("--config", config_path, "sync", "--start", start, "--end", end)
+
+
+def test_totals_agree_with_the_fixture_by_subscription_resource_group_and_tag(finops, fake, config):
+    path = config()
+    result = sync(finops, path)
+    assert result.exit_code == 0, result.stderr
+
+    # ActualCost and AmortizedCost joined: both bases are right, to the cent and beyond.
+    for cost, basis in (("effective", "amortized"), ("billed", "actual")):
+        accounts = by_key(report(finops, path, "account_id", cost=cost), "account_id")
+        assert accounts == expected(lambda c: f"/subscriptions/{c.subscription}", basis)
+        groups = by_key(report(finops, path, "x:ResourceGroupName", cost=cost), "x:ResourceGroupName")
+        assert groups == expected(lambda c: c.resource_group, basis)
+        teams = by_key(report(finops, path, "team", cost=cost), "team")
+        assert teams == expected(lambda c: c.tags.get("team"), basis)  # None: the purchase and the public IP
+        services = by_key(report(finops, path, "service", cost=cost), "service")
+        assert services == expected(lambda c: c.service or "Unassigned", basis)
+        regions = by_key(report(finops, path, "region", cost=cost), "region")
+        assert regions == expected(lambda c: c.location and c.location.lower().replace(" ", ""), basis)
+
+    # Every --by adds up to the same total, also two tags at once (one grain, no overlap).
+    total = sum(expected(lambda c: 0).values())
+    pairs = report(finops, path, "team", "environment")
+    assert Decimal(pairs["total"]) == total
+    assert by_key(report(finops, path, "environment"), "environment") == expected(lambda c: c.tags.get("environment"))
+
+    # Several nextLink pages were followed for every query that needed them.
+    assert any("$skiptoken" in entry["query"] for entry in fake.log)
+    assert all(entry["auth"] == f"Bearer {TOKEN}" for entry in fake.log)
+    assert TOKEN not in result.stdout + result.stderr
+
+
+def test_subscription_names_and_purchase_rows(finops, fake, config):
+    path = config()
+    assert sync(finops, path).exit_code == 0
+    accounts = by_key(report(finops, path, "account"), "account")
+    assert f"Production (/subscriptions/{PROD})" in accounts
+    charges = by_key(report(finops, path, "charge", cost="billed"), "charge")
+    assert charges["Purchase"] == Decimal("120.00")
+    pricing = by_key(report(finops, path, "pricing"), "pricing")
+    assert pricing["Committed"] == Decimal("4.444444") * 6
+
+
+def test_request_count_is_reported_and_matches_the_server(finops, fake, config):
+    path = config()
+    result = sync(finops, path)
+    assert result.exit_code == 0
+    # Per scope: 2 cost queries + location + 5 tag keys + subscription names + 1 daily refinement (dev1's team
+    # tag changed), each page a request.
+    assert f"{len(fake.log)} API requests" in result.stderr
+    types = [(e["body"]["type"], e["body"]["dataset"]["granularity"]) for e in fake.log if "$skiptoken" not in e["query"]]
+    assert len(types) == 2 * 9 + 1
+
+
+def test_throttled_query_is_retried_after_the_cost_management_retry_after(finops, fake, config):
+    path = config()
+    fake.throttle_next = 2
+    fake.throttle_seconds = "0.1"
+    result = sync(finops, path)
+    assert result.exit_code == 0, result.stderr
+    assert "throttled 2x" in result.stderr
+    assert by_key(report(finops, path, "account_id"), "account_id") == expected(
+        lambda c: f"/subscriptions/{c.subscription}")
+    assert f"{len(fake.log)} API requests" in result.stderr  # the 429s count as requests too
+
+
+def test_throttling_that_never_stops_fails_and_keeps_earlier_data(finops, fake, config):
+    path = config()
+    assert sync(finops, path).exit_code == 0
+    before = report(finops, path, "account_id")
+    fake.throttle_next = 10_000
+    result = sync(finops, path)
+    assert result.exit_code == 3
+    assert "still throttling" in result.stderr and "HTTP 429" in result.stderr
+    assert "max_throttle_wait" in result.stderr
+    assert "keeps this source's earlier data" in result.stderr
+    assert report(finops, path, "account_id") == before
+
+
+@pytest.mark.parametrize("empty", ["204", "rows"])
+def test_an_empty_result_is_zero_rows_not_an_error(finops, fake, config, empty):
+    path = config()
+    fake.empty = empty
+    result = sync(finops, path)
+    assert result.exit_code == 0, result.stderr
+    assert "0 rows" in result.stderr
+    assert report(finops, path, "account_id")["rows"] == []
+
+
+def test_pretax_cost_column_and_one_page_results(finops, fake, config):
+    fake.cost_column = "PreTaxCost"
+    fake.page_size = 10_000
+    path = config()
+    assert sync(finops, path).exit_code == 0
+    assert not any("$skiptoken" in entry["query"] for entry in fake.log)
+    assert by_key(report(finops, path, "account_id"), "account_id") == expected(
+        lambda c: f"/subscriptions/{c.subscription}")
+
+
+def test_management_group_scope_and_resource_group_scope(finops, fake, config):
+    path = config(["/providers/Microsoft.Management/managementGroups/contoso"])
+    assert sync(finops, path).exit_code == 0
+    assert by_key(report(finops, path, "account_id"), "account_id") == expected(
+        lambda c: f"/subscriptions/{c.subscription}")
+    path = config([f"/subscriptions/{PROD}/resourceGroups/rg-web"])
+    assert sync(finops, path).exit_code == 0
+    groups = by_key(report(finops, path, "x:ResourceGroupName"), "x:ResourceGroupName")
+    assert groups == {"rg-web": sum(v for k, v in expected(lambda c: c.resource_group).items() if k == "rg-web")}
+
+
+def test_forbidden_scope_is_a_source_error_naming_the_scope_and_role(finops, fake, config):
+    fake.fail_status = 403
+    path = config()
+    result = sync(finops, path)
+    assert result.exit_code == 3
+    assert f"/subscriptions/{PROD}" in result.stderr and "HTTP 403 AuthorizationFailed" in result.stderr
+    assert "Cost Management Reader" in result.stderr
+    assert TOKEN not in result.stderr + result.stdout
+
+
+def test_missing_token_variable_is_a_source_error(finops, fake, config, monkeypatch):
+    path = config()
+    monkeypatch.delenv("AZURE_TEST_TOKEN")
+    result = sync(finops, path)
+    assert result.exit_code == 3
+    assert "AZURE_TEST_TOKEN" in result.stderr and "not set" in result.stderr
+    assert fake.log == []
+
+
+def test_untrusted_certificate_is_a_source_error(finops, fake, config):
+    result = sync(finops, config(verify="true"))
+    assert result.exit_code == 3
+    assert f"cannot reach {fake.base}" in result.stderr and "CERTIFICATE_VERIFY_FAILED" in result.stderr
+
+
+@pytest.mark.parametrize("scopes, extra, message", [
+    (["/subscriptions"], "", "is not a Cost Management scope"),
+    ([f"/subscriptions/{PROD}", f"/subscriptions/{PROD}/resourceGroups/rg-web"], "", "counted twice"),
+    ([f"/subscriptions/{PROD}"], "    tag_keys: team\n", "tag_keys"),
+])
+def test_config_errors_name_the_line_and_key(finops, config, scopes, extra, message):
+    result = finops("--config", config(scopes, extra), "sync")
+    assert result.exit_code == 2
+    assert "finops.yaml:" in result.stderr and message in result.stderr
+
+
+def test_token_credential_needs_token_env(finops, tmp_path):
+    path = write_config(tmp_path, "sources:\n  - name: az\n    type: azure\n    scopes: [/subscriptions/x]\n"
+                                  "    credential: token\n")
+    result = finops("--config", str(path), "sync")
+    assert result.exit_code == 2 and "token_env" in result.stderr
+
+
+def test_incremental_window_repulls_the_previous_month_while_it_closes():
+    from finops_cli.sources.azure import AzureConfig, AzureSource
+    from finops_cli.sources.base import LastSync
+
+    source = AzureSource(AzureConfig(name="az", type="azure", scopes=[f"/subscriptions/{PROD}"]))
+    last = LastSync(datetime(2024, 2, 1), datetime(2024, 3, 3), datetime(2024, 3, 2, 6), None)
+    early = source.default_window(last, datetime(2024, 3, 2, 12))
+    assert early.start == datetime(2024, 2, 1) and early.end == datetime(2024, 3, 3)
+    later = source.default_window(last, datetime(2024, 3, 20, 12))
+    assert later.start == datetime(2024, 2, 29)  # the default three restatement days
+    first = source.default_window(None, datetime(2024, 3, 2, 12))
+    assert first.start == datetime(2024, 3, 2) - timedelta(days=90)
+
+
+def test_importing_the_source_does_not_import_the_sdk():
+    code = ("import sys, finops_cli.sources.azure; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'azure'))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
