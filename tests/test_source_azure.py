@@ -1,26 +1,31 @@
-"""The azure source through the real azure-mgmt-costmanagement client, against a fake HTTPS Cost Management."""
+"""The azure source through the real azure SDK, against a local HTTPS fake of Cost Management."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-
 from conftest import write_config
 from fakes.azure_cm import Charge, FakeCostManagement
 
-pytest.importorskip("azure.mgmt.costmanagement", reason="the azure extra is not installed: pip install -e '.[azure]'")
+pytest.importorskip("azure.mgmt.costmanagement",
+                    reason="the azure extra is not installed: pip install -e '.[test,azure]'")
 trustme = pytest.importorskip("trustme", reason="trustme (test extra) makes the HTTPS certificate")
 
 PROD = "11111111-1111-1111-1111-111111111111"
 DEV = "22222222-2222-2222-2222-222222222222"
 TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.secret-bearer-token"
 DAYS = [date(2024, 1, d) for d in range(1, 7)]
+WEB1 = "Microsoft.Compute/virtualMachines/web1"
+DEV1 = "Microsoft.Compute/virtualMachines/dev1"
+IP1 = "Microsoft.Network/publicIPAddresses/ip1"
+DB1 = "Microsoft.Sql/servers/sql1/databases/db1"
 
 
 def fixture_charges() -> list[Charge]:
@@ -31,20 +36,22 @@ def fixture_charges() -> list[Charge]:
     for day in DAYS:
         d = day.day
         out += [
-            Charge(day, PROD, "rg-web", "Microsoft.Compute/virtualMachines/web1", "Virtual Machines", "US East",
+            Charge(day, PROD, "rg-web", WEB1, "Virtual Machines", "US East",
                    Decimal("10.105"), Decimal("10.105"), {"team": "search", "environment": "prod"}),
-            Charge(day, PROD, "rg-web", "Microsoft.Compute/virtualMachines/web1", "Bandwidth", "US East",
+            Charge(day, PROD, "rg-web", WEB1, "Bandwidth", "US East",
                    Decimal("0.37"), Decimal("0.37"), {"team": "search", "environment": "prod"}),
             Charge(day, PROD, "rg-web", "Microsoft.Storage/storageAccounts/webstore", "Storage", "US East",
-                   Decimal("1.05") + Decimal(d) / 100, Decimal("1.05") + Decimal(d) / 100, {"team": "search"}),
-            Charge(day, PROD, "rg-data", "Microsoft.Sql/servers/sql1/databases/db1", "SQL Database", "EU West",
+                   Decimal("1.05") + Decimal(d) / 100, Decimal("1.05") + Decimal(d) / 100,
+                   {"team": "search"}),
+            Charge(day, PROD, "rg-data", DB1, "SQL Database", "EU West",
                    Decimal(0), Decimal("4.444444"), {"team": "data", "project": "warehouse"}),
-            Charge(day, DEV, "rg-dev", "Microsoft.Compute/virtualMachines/dev1", "Virtual Machines", "US West 2",
+            Charge(day, DEV, "rg-dev", DEV1, "Virtual Machines", "US West 2",
                    Decimal("2.22"), Decimal("2.22"), {"team": "ads" if d <= 3 else "search"}),
-            Charge(day, DEV, "rg-dev", "Microsoft.Network/publicIPAddresses/ip1", "Virtual Network", "US West 2",
+            Charge(day, DEV, "rg-dev", IP1, "Virtual Network", "US West 2",
                    Decimal("0.12"), Decimal("0.12"), {}),
         ]
-    out.append(Charge(DAYS[0], PROD, None, None, "", None, Decimal("120.00"), Decimal(0)))  # reservation purchase
+    # A reservation purchase: billed on the day, no resource, no effective cost.
+    out.append(Charge(DAYS[0], PROD, None, None, "", None, Decimal("120.00"), Decimal(0)))
     return out
 
 
@@ -72,7 +79,8 @@ def fake(tls):
 def config(tmp_path, fake, tls, monkeypatch):
     monkeypatch.setenv("AZURE_TEST_TOKEN", TOKEN)
 
-    def make(scopes=(f"/subscriptions/{PROD}", f"/subscriptions/{DEV}"), extra: str = "", verify=tls["ca"]) -> str:
+    def make(scopes=(f"/subscriptions/{PROD}", f"/subscriptions/{DEV}"), extra: str = "", verify=tls["ca"],
+             credential="token\n    token_env: AZURE_TEST_TOKEN") -> str:
         scope_lines = "".join(f"      - {s}\n" for s in scopes)
         path = write_config(tmp_path, f"""\
 store: store.duckdb
@@ -80,8 +88,7 @@ sources:
   - name: azure-prod
     type: azure
     scopes:
-{scope_lines}    credential: token
-    token_env: AZURE_TEST_TOKEN
+{scope_lines}    credential: {credential}
     base_url: {fake.base}
     verify_tls: {verify}
     max_throttle_wait: 0.3
@@ -139,7 +146,8 @@ def test_totals_agree_with_the_fixture_by_subscription_resource_group_and_tag(fi
     total = sum(expected(lambda c: 0).values())
     pairs = report(finops, path, "team", "environment")
     assert Decimal(pairs["total"]) == total
-    assert by_key(report(finops, path, "environment"), "environment") == expected(lambda c: c.tags.get("environment"))
+    environments = by_key(report(finops, path, "environment"), "environment")
+    assert environments == expected(lambda c: c.tags.get("environment"))
 
     # Several nextLink pages were followed for every query that needed them.
     assert any("$skiptoken" in entry["query"] for entry in fake.log)
@@ -156,6 +164,8 @@ def test_subscription_names_and_purchase_rows(finops, fake, config):
     assert charges["Purchase"] == Decimal("120.00")
     pricing = by_key(report(finops, path, "pricing"), "pricing")
     assert pricing["Committed"] == Decimal("4.444444") * 6
+    types = by_key(report(finops, path, "resource_type"), "resource_type")
+    assert types["microsoft.sql/servers/databases"] == Decimal("4.444444") * 6
 
 
 def test_request_count_is_reported_and_matches_the_server(finops, fake, config):
@@ -165,17 +175,19 @@ def test_request_count_is_reported_and_matches_the_server(finops, fake, config):
     # Per scope: 2 cost queries + location + 5 tag keys + subscription names + 1 daily refinement (dev1's team
     # tag changed), each page a request.
     assert f"{len(fake.log)} API requests" in result.stderr
-    types = [(e["body"]["type"], e["body"]["dataset"]["granularity"]) for e in fake.log if "$skiptoken" not in e["query"]]
-    assert len(types) == 2 * 9 + 1
+    first_pages = [e for e in fake.log if "$skiptoken" not in e["query"]]
+    assert len(first_pages) == 2 * 9 + 1
 
 
 def test_throttled_query_is_retried_after_the_cost_management_retry_after(finops, fake, config):
     path = config()
     fake.throttle_next = 2
     fake.throttle_seconds = "0.1"
+    began = time.monotonic()
     result = sync(finops, path)
     assert result.exit_code == 0, result.stderr
-    assert "throttled 2x" in result.stderr
+    assert "throttled 2x, waited 0.2 s" in result.stderr
+    assert time.monotonic() - began >= 0.2  # it slept for what the qpu/tenant retry-after headers asked
     assert by_key(report(finops, path, "account_id"), "account_id") == expected(
         lambda c: f"/subscriptions/{c.subscription}")
     assert f"{len(fake.log)} API requests" in result.stderr  # the 429s count as requests too
@@ -222,7 +234,7 @@ def test_management_group_scope_and_resource_group_scope(finops, fake, config):
     path = config([f"/subscriptions/{PROD}/resourceGroups/rg-web"])
     assert sync(finops, path).exit_code == 0
     groups = by_key(report(finops, path, "x:ResourceGroupName"), "x:ResourceGroupName")
-    assert groups == {"rg-web": sum(v for k, v in expected(lambda c: c.resource_group).items() if k == "rg-web")}
+    assert groups == {"rg-web": expected(lambda c: c.resource_group)["rg-web"]}
 
 
 def test_forbidden_scope_is_a_source_error_naming_the_scope_and_role(finops, fake, config):
@@ -233,6 +245,45 @@ def test_forbidden_scope_is_a_source_error_naming_the_scope_and_role(finops, fak
     assert f"/subscriptions/{PROD}" in result.stderr and "HTTP 403 AuthorizationFailed" in result.stderr
     assert "Cost Management Reader" in result.stderr
     assert TOKEN not in result.stderr + result.stdout
+
+
+def test_resync_of_a_restated_window_replaces_rows_without_double_counting(finops, fake, config):
+    path = config()
+    assert sync(finops, path).exit_code == 0
+    restated = Charge(date(2024, 1, 5), DEV, "rg-dev", IP1, "Virtual Network", "US West 2",
+                      Decimal("0.50"), Decimal("0.50"), {})
+    fake.charges = fake.charges + [restated]  # a late correction Azure adds to a recent day
+    result = sync(finops, path, start="2024-01-04", end="2024-01-07")
+    assert result.exit_code == 0, result.stderr
+    assert all(e["body"]["timePeriod"] == {"from": "2024-01-04T00:00:00Z", "to": "2024-01-06T23:59:59Z"}
+               for e in fake.log[-5:])  # the API's "to" is inclusive
+    accounts = by_key(report(finops, path, "account_id"), "account_id")
+    want = expected(lambda c: f"/subscriptions/{c.subscription}")
+    want[f"/subscriptions/{DEV}"] += Decimal("0.50")
+    assert accounts == want
+
+
+def test_each_currency_is_its_own_row(finops, fake, config):
+    fake.charges = [
+        Charge(DAYS[0], PROD, "rg-web", WEB1, "Virtual Machines", "US East",
+               Decimal("1.25"), Decimal("1.25"), {"team": "search"}),
+        Charge(DAYS[0], PROD, "rg-web", WEB1, "Virtual Machines", "US East",
+               Decimal("2.50"), Decimal("2.50"), {"team": "search"}, currency="EUR"),
+    ]
+    path = config()
+    assert sync(finops, path).exit_code == 0
+    data = report(finops, path, "team")
+    totals = {currency: Decimal(cost) for currency, cost in data["totals"].items()}
+    assert totals == {"EUR": Decimal("2.50"), "USD": Decimal("1.25")}
+
+
+def test_cli_credential_without_az_is_a_source_error(finops, fake, config, monkeypatch):
+    path = config(credential="cli")
+    monkeypatch.setenv("PATH", "")  # no `az` to ask for a token
+    result = sync(finops, path)
+    assert result.exit_code == 3
+    assert "could not get an Azure token (cli credential)" in result.stderr and "az login" in result.stderr
+    assert fake.log == []
 
 
 def test_missing_token_variable_is_a_source_error(finops, fake, config, monkeypatch):
@@ -285,6 +336,7 @@ def test_incremental_window_repulls_the_previous_month_while_it_closes():
 def test_importing_the_source_does_not_import_the_sdk():
     code = ("import sys, finops_cli.sources.azure; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'azure'))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

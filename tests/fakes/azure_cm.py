@@ -23,7 +23,7 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-QUERY_PATH = re.compile(r"^/(?P<scope>.+)/providers/Microsoft\.CostManagement/query$", re.I)
+QUERY_PATH = re.compile(r"^/(?P<scope>.+)/providers/Microsoft\.CostManagement/query$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,8 @@ class Charge:
     def resource_id(self) -> str:
         if not self.resource:
             return ""
-        return f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/{self.resource}"
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+                f"/providers/{self.resource}")
 
 
 @dataclass
@@ -112,12 +113,12 @@ class FakeCostManagement:
         return out
 
     # -- serving ---------------------------------------------------------------------------
-    def start(self, certfile: str, keyfile: str) -> "FakeCostManagement":
+    def start(self, certfile: str, keyfile: str) -> FakeCostManagement:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stalls
+            disable_nagle_algorithm = True  # headers and body are two writes: avoid 40 ms delayed-ACK stalls
 
             def log_message(self, *args):
                 pass
@@ -148,7 +149,8 @@ class FakeCostManagement:
                          "auth": request.headers.get("Authorization")})
         if self.throttle_next > 0:
             self.throttle_next -= 1
-            return _send(request, 429, {"error": {"code": "429", "message": "Too many requests. Please retry."}}, {
+            error = {"error": {"code": "429", "message": "Too many requests. Please retry."}}
+            return _send(request, 429, error, {
                 "x-ms-ratelimit-microsoft.costmanagement-qpu-retry-after": self.throttle_seconds,
                 "x-ms-ratelimit-microsoft.costmanagement-entity-retry-after": "0",
                 "x-ms-ratelimit-microsoft.costmanagement-tenant-retry-after": self.throttle_seconds,

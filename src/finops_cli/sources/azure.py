@@ -36,12 +36,13 @@ MAX_QUERY_DAYS = 365
 FILTER_CHUNK = 100
 
 SCOPE_PATTERNS = {
-    "subscription": re.compile(r"^/subscriptions/[^/]+$", re.I),
-    "resource_group": re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+$", re.I),
-    "management_group": re.compile(r"^/providers/Microsoft\.Management/managementGroups/[^/]+$", re.I),
-    "billing_account": re.compile(r"^/providers/Microsoft\.Billing/billingAccounts/[^/]+$", re.I),
+    "subscription": re.compile(r"^/subscriptions/[^/]+$", re.IGNORECASE),
+    "resource_group": re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+$", re.IGNORECASE),
+    "management_group": re.compile(r"^/providers/Microsoft\.Management/managementGroups/[^/]+$",
+                                   re.IGNORECASE),
+    "billing_account": re.compile(r"^/providers/Microsoft\.Billing/billingAccounts/[^/]+$", re.IGNORECASE),
     "billing_profile": re.compile(
-        r"^/providers/Microsoft\.Billing/billingAccounts/[^/]+/billingProfiles/[^/]+$", re.I),
+        r"^/providers/Microsoft\.Billing/billingAccounts/[^/]+/billingProfiles/[^/]+$", re.IGNORECASE),
 }
 
 # Cost Management's ServiceName dimension is the meter category; FOCUS wants one category per name.
@@ -58,19 +59,23 @@ SERVICE_CATEGORIES = {
     "azure database for postgresql": "Databases", "azure database for mysql": "Databases",
     "redis cache": "Databases", "azure synapse analytics": "Analytics", "azure databricks": "Analytics",
     "azure data factory v2": "Analytics", "event hubs": "Integration", "service bus": "Integration",
-    "logic apps": "Integration", "api management": "Integration", "log analytics": "Management and Governance",
-    "azure monitor": "Management and Governance", "insight and analytics": "Management and Governance",
-    "automation": "Management and Governance", "key vault": "Security", "microsoft defender for cloud": "Security",
+    "logic apps": "Integration", "api management": "Integration",
+    "log analytics": "Management and Governance", "azure monitor": "Management and Governance",
+    "insight and analytics": "Management and Governance", "automation": "Management and Governance",
+    "key vault": "Security", "microsoft defender for cloud": "Security",
     "sentinel": "Security", "cognitive services": "AI and Machine Learning",
     "azure openai": "AI and Machine Learning", "foundry models": "AI and Machine Learning",
     "azure machine learning": "AI and Machine Learning",
 }
 
 
+BILLING_ACCOUNT_TYPES = {"billing_account": "Billing Account", "billing_profile": "Billing Profile"}
+
+
 class AzureConfig(SourceConfig):
     type: Literal["azure"]
-    scopes: list[str] = Field(min_length=1, description="Cost Management scopes (subscription, resource group, "
-                              "management group, billing account, billing profile)")
+    scopes: list[str] = Field(min_length=1, description="Cost Management scopes: subscription, resource "
+                              "group, management group, billing account, billing profile")
     tenant_id: str | None = None
     credential: Literal["default", "cli", "token"] = "default"
     token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -119,7 +124,7 @@ class AzureConfig(SourceConfig):
         return value.rstrip("/")
 
     @model_validator(mode="after")
-    def _token_needs_env(self) -> "AzureConfig":
+    def _token_needs_env(self) -> AzureConfig:
         if self.credential == "token" and not self.token_env:
             raise ValueError("credential: token needs token_env, the environment variable holding the token")
         return self
@@ -169,9 +174,10 @@ class AzureSource(Source):
     def pull(self, window: Window | None) -> Iterator[list[dict]]:
         if window is None:
             now = utcnow()
-            window = Window(midnight((now - self.config.lookback).date()), midnight(now.date() + timedelta(days=1)))
+            window = Window(midnight((now - self.config.lookback).date()),
+                            midnight(now.date() + timedelta(days=1)))
         client = self._client()
-        self._resource_ids: dict[str, str] = {}  # lower-cased id -> the id as Cost Management first spelled it
+        self._resource_ids: dict[str, str] = {}  # lower-cased id -> the id as Cost Management spelled it
         seen: set[tuple] = set()
         self._throttled = 0
         self._waited = 0.0
@@ -195,7 +201,7 @@ class AzureSource(Source):
         for key in sorted(set(billed) | set(effective), key=str):
             day, resource, service, currency = key
             if resource != NO_RESOURCE and key in seen:
-                duplicates += 1  # the same resource reached through two scopes (say, an MG and its subscription)
+                duplicates += 1  # one resource reached through two scopes (an MG and its subscription)
                 continue
             seen.add(key)
             amounts = (billed.get(key, Decimal(0)), effective.get(key, Decimal(0)))
@@ -228,13 +234,16 @@ class AzureSource(Source):
             "BilledCost": billed, "EffectiveCost": effective, "BillingCurrency": currency,
             "ChargeCategory": charge,
             "PricingCategory": "Committed" if resource_id and billed == 0 and effective != 0 else None,
-            "BillingAccountId": scope if billing_scope or subscription is None else f"/subscriptions/{subscription}",
-            "BillingAccountType": {"billing_account": "Billing Account", "billing_profile": "Billing Profile",
-                                   "management_group": "Management Group"}.get(kind, "Subscription"),
+            # The Query API does not name a subscription's enrollment or billing profile; billing scopes do.
+            "BillingAccountId": scope if billing_scope or subscription is None
+            else f"/subscriptions/{subscription}",
+            "BillingAccountType": BILLING_ACCOUNT_TYPES.get(kind, "Subscription" if subscription
+                                                            else "Management Group"),
             "SubAccountId": f"/subscriptions/{subscription}" if subscription else None,
             "SubAccountName": names.get(subscription) if subscription else None,
             "SubAccountType": "Subscription" if subscription else None,
-            "ResourceId": resource_id, "ResourceName": resource_id.rsplit("/", 1)[-1] if resource_id else None,
+            "ResourceId": resource_id,
+            "ResourceName": resource_id.rsplit("/", 1)[-1] if resource_id else None,
             "ResourceType": _resource_type(resource_id),
             "RegionId": location.lower().replace(" ", "") if location else None, "RegionName": location,
             "ServiceName": service or "Unassigned",
@@ -250,11 +259,12 @@ class AzureSource(Source):
         grouping = [{"type": "Dimension", "name": "ResourceId"}, {"type": "Dimension", "name": "ServiceName"}]
         out: dict[tuple, Decimal] = defaultdict(Decimal)
         for row in self._query(client, scope, window, cost_type, "Daily", grouping):
-            key = (row.day, self._resource_key(row.get("ResourceId")), row.get("ServiceName") or "", row.currency)
+            resource = self._resource_key(row.get("ResourceId"))
+            key = (row.day, resource, row.get("ServiceName") or "", row.currency)
             out[key] += row.cost
         return out
 
-    def _attribute(self, client, scope, window, grouping: dict) -> "_Lookup":
+    def _attribute(self, client, scope, window, grouping: dict) -> _Lookup:
         """A resource attribute (location, one tag key) for every resource, exact per day."""
         column = "TagValue" if grouping["type"] == "TagKey" else grouping["name"]
         whole: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
@@ -265,7 +275,8 @@ class AzureSource(Source):
         changed = [self._resource_ids[r] for r, v in whole.items() if len(v) > 1 and r in self._resource_ids]
         daily: dict[tuple, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
         for start in range(0, len(changed), FILTER_CHUNK):
-            flt = {"dimensions": {"name": "ResourceId", "operator": "In", "values": changed[start:start + FILTER_CHUNK]}}
+            ids = changed[start:start + FILTER_CHUNK]
+            flt = {"dimensions": {"name": "ResourceId", "operator": "In", "values": ids}}
             for row in self._query(client, scope, window, "AmortizedCost", "Daily",
                                    [{"type": "Dimension", "name": "ResourceId"}, grouping], flt):
                 daily[(self._resource_key(row.get("ResourceId")), row.day)][row.get(column) or ""] += row.cost
@@ -280,7 +291,8 @@ class AzureSource(Source):
         return lookup
 
     def _subscription_names(self, client, scope: str, window: Window) -> dict[str, str]:
-        grouping = [{"type": "Dimension", "name": "SubscriptionId"}, {"type": "Dimension", "name": "SubscriptionName"}]
+        grouping = [{"type": "Dimension", "name": "SubscriptionId"},
+                    {"type": "Dimension", "name": "SubscriptionName"}]
         names = {}
         for row in self._query(client, scope, window, "AmortizedCost", "None", grouping):
             subscription = _subscription_of(str(row.get("SubscriptionId") or "")) or \
@@ -298,7 +310,7 @@ class AzureSource(Source):
         return key
 
     # -- the API: paging, throttling, errors ---------------------------------------------------
-    def _query(self, client, scope, window, cost_type, granularity, grouping, flt=None) -> Iterator["_Row"]:
+    def _query(self, client, scope, window, cost_type, granularity, grouping, flt=None) -> Iterator[_Row]:
         body: dict[str, Any] = {
             "type": cost_type, "timeframe": "Custom",
             "timePeriod": {"from": window.start.strftime("%Y-%m-%dT00:00:00Z"),
@@ -310,6 +322,7 @@ class AzureSource(Source):
         if flt:
             body["dataset"]["filter"] = flt
         extra: dict[str, str] = {}
+        followed: set[tuple] = set()
         page = 0
         while True:
             result = self._post(client, scope, body, extra, cost_type)
@@ -323,9 +336,11 @@ class AzureSource(Source):
                 return
             extra = {k: v for k, v in parse_qsl(urlparse(link).query, keep_blank_values=True)
                      if k.lower() != "api-version"}
-            if not extra:
-                raise SourceError(self.name, f"{scope}: Cost Management returned a nextLink without a page token "
-                                  f"on page {page}; refusing to return a partial result")
+            token = tuple(sorted(extra.items()))
+            if not extra or token in followed:
+                raise SourceError(self.name, f"{scope}: Cost Management returned a nextLink that leads "
+                                  f"nowhere new on page {page}; refusing to store a partial result")
+            followed.add(token)
 
     def _post(self, client, scope: str, body: dict, extra: dict, cost_type: str):
         core = require("azure.core.exceptions", extra="azure", what="the azure source")
@@ -334,26 +349,28 @@ class AzureSource(Source):
             try:
                 return client.query.usage(scope, body, params=dict(extra))
             except core.HttpResponseError as exc:
+                if exc.response is None:  # the credential failed before any request: no az login, no identity
+                    raise SourceError(self.name, f"could not get an Azure token ({self.config.credential} "
+                                      f"credential): {_first_line(exc)}",
+                                      hint=_credential_hint(self.config)) from None
                 if exc.status_code != 429:
                     raise self._api_error(exc, scope, cost_type) from None
-                wait = retry_after_seconds(exc.response.headers if exc.response is not None else {})
+                wait = retry_after_seconds(exc.response.headers)
                 if self._waited + wait > limit:
                     raise SourceError(
                         self.name,
-                        f"{scope}: Azure Cost Management is still throttling ({cost_type} query, HTTP 429) after "
-                        f"{self._throttled} retries and {self._waited:.0f} s of waiting (max_throttle_wait: "
-                        f"{limit:g} s)",
-                        hint="Cost Management allows a few queries per minute per scope and tenant: retry later, "
-                             "raise max_throttle_wait, or split the scopes over several sources",
+                        f"{scope}: Azure Cost Management is still throttling ({cost_type} query, HTTP 429) "
+                        f"after {self._throttled} retries and {self._waited:.0f} s of waiting "
+                        f"(max_throttle_wait: {limit:g} s)",
+                        hint="Cost Management allows a few queries per minute per scope and tenant: retry "
+                             "later, raise max_throttle_wait, or split the scopes over several sources",
                     ) from None
                 self._throttled += 1
                 self._waited += wait
                 time.sleep(wait)
-            except core.ClientAuthenticationError as exc:
-                raise SourceError(self.name, f"could not get an Azure token ({self.config.credential} credential): "
-                                  f"{_first_line(exc)}", hint=_credential_hint(self.config)) from None
             except core.ServiceRequestError as exc:
-                raise SourceError(self.name, f"cannot reach {self.config.base_url}: {_first_line(exc)}") from None
+                raise SourceError(self.name,
+                                  f"cannot reach {self.config.base_url}: {_first_line(exc)}") from None
             except core.AzureError as exc:
                 raise SourceError(self.name, f"{scope}: {_first_line(exc)}") from None
 
@@ -364,7 +381,7 @@ class AzureSource(Source):
         text += f" to the {cost_type} query: {message or _first_line(exc)}"
         hint = None
         if exc.status_code in (401, 403):
-            hint = ("the identity needs the Cost Management Reader role (or Billing Reader on billing scopes) "
+            hint = ("the identity needs the Cost Management Reader role (Billing Reader on billing scopes) "
                     "on this scope; " + _credential_hint(self.config))
         elif exc.status_code == 404:
             hint = "check the scope id; billing scopes need the billing account id, not the tenant id"
@@ -388,7 +405,7 @@ class AzureSource(Source):
 
         return CostManagementClient(
             self._credential(), base_url=self.config.base_url, connection_verify=self._verify(),
-            credential_scopes=[self.config.base_url + "/.default"],
+            credential_scopes=[_token_scope(self.config.base_url)],
             retry_policy=NoThrottleRetry(retry_total=3, retry_backoff_factor=0.8), raw_request_hook=count,
         )
 
@@ -408,7 +425,7 @@ class AzureSource(Source):
         tenant = {} if not config.tenant_id else {
             f"{k}_tenant_id": config.tenant_id
             for k in ("interactive_browser", "workload_identity", "shared_cache", "visual_studio_code")}
-        return identity.DefaultAzureCredential(exclude_interactive_browser_credential=True, **tenant)
+        return identity.DefaultAzureCredential(**tenant)
 
     def _verify(self) -> bool | str:
         verify = self.config.verify_tls
@@ -432,9 +449,9 @@ class _Row:
 
     def __init__(self, columns: list[str], values: list, source: str, scope: str):
         self.values = dict(zip(columns, values))
-        if "Cost" not in self.values and "PreTaxCost" not in self.values:
-            raise SourceError(source, f"{scope}: the query result has no Cost or PreTaxCost column "
-                              f"(columns: {', '.join(columns)})")
+        if ("Cost" not in self.values and "PreTaxCost" not in self.values) or "Currency" not in self.values:
+            raise SourceError(source, f"{scope}: the query result lacks a Cost/PreTaxCost or a Currency "
+                              f"column (columns: {', '.join(columns)})")
 
     def get(self, name: str) -> Any:
         return self.values.get(name)
@@ -448,7 +465,7 @@ class _Row:
 
     @property
     def currency(self) -> str:
-        return str(self.values.get("Currency") or self.values.get("BillingCurrency") or "USD")
+        return str(self.values["Currency"])
 
     @property
     def day(self) -> date:
@@ -478,12 +495,13 @@ def retry_after_seconds(headers) -> float:
     waits = []
     for name, value in dict(headers or {}).items():
         lowered = name.lower()
-        if lowered == "retry-after" or (lowered.startswith("x-ms-ratelimit-") and lowered.endswith("retry-after")):
+        throttle_header = lowered.startswith("x-ms-ratelimit-") and lowered.endswith("retry-after")
+        if lowered == "retry-after" or throttle_header:
             try:
                 waits.append(float(value))
             except ValueError:
                 try:  # Retry-After may be an HTTP date
-                    waits.append((parsedate_to_datetime(value).timestamp() - time.time()))
+                    waits.append(parsedate_to_datetime(value).timestamp() - time.time())
                 except (TypeError, ValueError):
                     continue
     return max([w for w in waits if w >= 0] or [10.0])
@@ -527,12 +545,19 @@ def _resource_type(resource_id: str | None) -> str | None:
     return "/".join([tail[0]] + tail[1::2]).lower()
 
 
+def _token_scope(base_url: str) -> str:
+    """Sovereign clouds have their own ARM audience; other hosts (a test server, a proxy) use public ARM's."""
+    host = urlparse(base_url).hostname or ""
+    known = ("management.azure.com", "management.usgovcloudapi.net", "management.chinacloudapi.cn")
+    return f"https://{host if host in known else 'management.azure.com'}/.default"
+
+
 def _credential_hint(config: AzureConfig) -> str:
     if config.credential == "token":
         return f"put a valid ARM bearer token in ${config.token_env}"
     if config.credential == "cli":
         return "run `az login`" + (f" --tenant {config.tenant_id}" if config.tenant_id else "")
-    return ("set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, use a managed identity, or run `az login`")
+    return "set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, use a managed identity, or `az login`"
 
 
 def _first_line(exc: Exception) -> str:
