@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -26,6 +27,8 @@ WEB1 = "Microsoft.Compute/virtualMachines/web1"
 DEV1 = "Microsoft.Compute/virtualMachines/dev1"
 IP1 = "Microsoft.Network/publicIPAddresses/ip1"
 DB1 = "Microsoft.Sql/servers/sql1/databases/db1"
+# Cost Management spells ResourceLocation "EU West"; FOCUS RegionId is the ARM name.
+REGION_IDS = {"US East": "eastus", "EU West": "westeurope", "US West 2": "westus2"}
 
 
 def fixture_charges() -> list[Charge]:
@@ -140,7 +143,7 @@ def test_totals_agree_with_the_fixture_by_subscription_resource_group_and_tag(fi
         services = by_key(report(finops, path, "service", cost=cost), "service")
         assert services == expected(lambda c: c.service or "Unassigned", basis)
         regions = by_key(report(finops, path, "region", cost=cost), "region")
-        assert regions == expected(lambda c: c.location and c.location.lower().replace(" ", ""), basis)
+        assert regions == expected(lambda c: REGION_IDS.get(c.location), basis)
 
     # Every --by adds up to the same total, also two tags at once (one grain, no overlap).
     total = sum(expected(lambda c: 0).values())
@@ -317,6 +320,19 @@ def test_token_credential_needs_token_env(finops, tmp_path):
                                   "    credential: token\n")
     result = finops("--config", str(path), "sync")
     assert result.exit_code == 2 and "token_env" in result.stderr
+
+
+def test_missing_azure_sdk_names_the_extra(tmp_path):
+    path = write_config(tmp_path, f"store: s.duckdb\nsources:\n  - name: az\n    type: azure\n"
+                                  f"    scopes: [/subscriptions/{PROD}]\n")
+    # A None entry in sys.modules makes the import fail, as if the extra were not installed.
+    code = ("import sys; sys.modules['azure.mgmt.costmanagement'] = None\n"
+            "from finops_cli.cli.main import run\n"
+            f"run(['--config', {str(path)!r}, 'sync'])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            check=False, env={**os.environ, "CI": "1"})
+    assert result.returncode == 2, result.stderr
+    assert 'pip install "finops-cli[azure]"' in result.stderr
 
 
 def test_incremental_window_repulls_the_previous_month_while_it_closes():

@@ -69,6 +69,55 @@ SERVICE_CATEGORIES = {
 }
 
 
+# Azure regions, after microsoft/finops-toolkit src/open-data/Regions.csv (MIT): display names (the
+# RegionId is the name in lower case without spaces) and the "geo direction" spellings Cost Management
+# uses for ResourceLocation ("EU West" is westeurope).
+REGION_NAMES = {name.replace(" ", "").lower(): name for name in (
+    'Asia Pacific; Australia; Australia Central; Australia Central 2; Australia East; '
+    'Australia Southeast; Austria East; Azure Stack; Belgium Central; Brazil South; Brazil Southeast; '
+    'Canada Central; Canada East; Central India; Central US; Central US EUAP; Chile Central; '
+    'China East; China East 2; China East 3; China North; China North 2; China North 3; Denmark East; '
+    'East Asia; East US; East US 2; East US 2 EUAP; East US 3; Finland Central; France Central; '
+    'France South; Germany Central; Germany North; Germany NorthEast; Germany West Central; Global; '
+    'Greece Central; India South Central; Indonesia Central; Israel Central; Italy North; Japan; '
+    'Japan East; Japan West; Jio India Central; Jio India West; Korea Central; Korea South; '
+    'Malaysia South; Malaysia West; Mexico Central; New Zealand North; North Central US; North Europe; '
+    'Norway East; Norway West; Poland Central; Qatar Central; Saudi Arabia East; Singapore Central; '
+    'South Africa North; South Africa West; South Central US; South Central US 2; '
+    'South Central US STG; South India; Southeast Asia; Southeast US; Spain Central; Sweden Central; '
+    'Sweden South; Switzerland North; Switzerland West; Taiwan North; Taiwan Northwest; UAE Central; '
+    'UAE North; UK North; UK South; UK South 2; UK West; US East 2 EUAP; US South Central; '
+    'USDoD Central; USDoD East; USGov Arizona; USGov Iowa; USGov Texas; USGov Virginia; USGov Wyoming; '
+    'USSec East; USSec West; USSec West Central; United States; West Central US; West Europe; '
+    'West India; West US; West US 2; West US 3'
+).split("; ")}
+REGION_ALIASES = dict(pair.split("=") for pair in (
+    'ae central=uaecentral; ae north=uaenorth; ap east=eastasia; ap southeast=southeastasia; '
+    'at east=austriaeast; au central=australiacentral; au central 2=australiacentral2; '
+    'au east=australiaeast; au southeast=australiasoutheast; be central=belgiumcentral; '
+    'br south=brazilsouth; br southeast=brazilsoutheast; ca central=canadacentral; ca east=canadaeast; '
+    'ch north=switzerlandnorth; ch west=switzerlandwest; cl central=chilecentral; cn east=chinaeast; '
+    'cn east 2=chinaeast2; cn east 3=chinaeast3; cn north=chinanorth; cn north 2=chinanorth2; '
+    'cn north 3=chinanorth3; de central=germanycentral; de north=germanynorth; '
+    'de northeast=germanynortheast; de west central=germanywestcentral; es central=spaincentral; '
+    'eu north=northeurope; eu west=westeurope; fi central=finlandcentral; fr central=francecentral; '
+    'fr south=francesouth; gr central=greececentral; hong kong=eastasia; id central=indonesiacentral; '
+    'il central=israelcentral; in central=centralindia; in central jio=jioindiacentral; '
+    'in south=southindia; in south central=indiasouthcentral; in west=westindia; '
+    'in west jio=jioindiawest; it north=italynorth; ja east=japaneast; ja west=japanwest; '
+    'kr central=koreacentral; kr south=koreasouth; mx central=mexicocentral; my west=malaysiawest; '
+    'no east=norwayeast; no west=norwaywest; nz north=newzealandnorth; pl central=polandcentral; '
+    'qa central=qatarcentral; sa east=saudiarabiaeast; sao paulo=brazilsouth; '
+    'se central=swedencentral; se south=swedensouth; silicon valley=westus; tw north=taiwannorth; '
+    'us central=centralus; us east=eastus; us east 2=eastus2; us east 3=eastus3; '
+    'us gov az=usgovarizona; us gov tx=usgovtexas; us north central=northcentralus; '
+    'us south central=southcentralus; us west=westus; us west 2=westus2; us west 3=westus3; '
+    'us west central=westcentralus; usgov south central=usgovtexas; za north=southafricanorth; '
+    'za west=southafricawest'
+).split("; "))
+NO_REGION = {"", "unassigned", "unknown", "n/a"}
+
+
 BILLING_ACCOUNT_TYPES = {"billing_account": "Billing Account", "billing_profile": "Billing Profile"}
 
 
@@ -196,7 +245,7 @@ class AzureSource(Source):
             if resources else _Lookup({})
         tags = {key: self._attribute(client, scope, window, {"type": "TagKey", "name": key})
                 for key in self.config.tag_keys} if resources else {}
-        names = self._subscription_names(client, scope, window)
+        names = self._subscription_names(client, scope, window) if (billed or effective) else {}
         records, duplicates = [], 0
         for key in sorted(set(billed) | set(effective), key=str):
             day, resource, service, currency = key
@@ -226,6 +275,7 @@ class AzureSource(Source):
         else:
             charge = "Usage"
         month = date(day.year, day.month, 1)
+        region = _region(location)
         properties = {"Scope": scope, "MeterCategory": service or None, "ResourceGroupName": group,
                       "ResourceLocation": location}
         return {
@@ -245,7 +295,7 @@ class AzureSource(Source):
             "ResourceId": resource_id,
             "ResourceName": resource_id.rsplit("/", 1)[-1] if resource_id else None,
             "ResourceType": _resource_type(resource_id),
-            "RegionId": location.lower().replace(" ", "") if location else None, "RegionName": location,
+            "RegionId": region[0], "RegionName": region[1],
             "ServiceName": service or "Unassigned",
             "ServiceCategory": SERVICE_CATEGORIES.get(service.lower(), "Other") if service else "Other",
             "ProviderName": "Microsoft", "PublisherName": "Microsoft", "InvoiceIssuerName": "Microsoft",
@@ -514,6 +564,15 @@ def _split(window: Window, days: int) -> list[Window]:
         parts.append(Window(start, end))
         start = end
     return parts
+
+
+def _region(location: str | None) -> tuple[str | None, str | None]:
+    """``EU West``, ``West Europe`` or ``westeurope`` -> (``westeurope``, ``West Europe``)."""
+    key = (location or "").strip().lower()
+    if key in NO_REGION:
+        return None, None
+    region_id = REGION_ALIASES.get(key) or key.replace(" ", "")
+    return region_id, REGION_NAMES.get(region_id, location)
 
 
 def _segment_after(path: str, name: str) -> str | None:
