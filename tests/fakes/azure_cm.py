@@ -169,7 +169,7 @@ class FakeCostManagement:
         columns, rows = self.answer(scope, body)
         if self.empty == "rows":
             rows = []
-        offset = _decode(query.get("$skiptoken"))
+        offset = page_offset(query.get("$skiptoken"))
         page = rows[offset:offset + self.page_size]
         next_link = None
         if offset + self.page_size < len(rows):
@@ -208,7 +208,7 @@ def _encode(offset: int) -> str:
     return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
 
 
-def _decode(token: str | None) -> int:
+def page_offset(token: str | None) -> int:
     if not token:
         return 0
     return int(base64.urlsafe_b64decode(token.encode()).decode().split(":")[1])
