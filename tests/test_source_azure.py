@@ -101,15 +101,15 @@ sources:
     return make
 
 
-def expected(by, basis="amortized") -> dict:
+def expected(by, basis="amortized", charges=None) -> dict:
     totals = defaultdict(Decimal)
-    for charge in fixture_charges():
+    for charge in fixture_charges() if charges is None else charges:
         totals[by(charge)] += getattr(charge, basis)
     return {k: v for k, v in totals.items() if v}
 
 
-def report(finops, config_path, *by, cost="effective") -> dict:
-    args = ["--config", config_path, "report", "--start", "2024-01-01", "--end", "2024-01-07", "--no-refresh",
+def report(finops, config_path, *by, cost="effective", start="2024-01-01", end="2024-01-07") -> dict:
+    args = ["--config", config_path, "report", "--start", start, "--end", end, "--no-refresh",
             "--cost", cost, "--format", "json"]
     for dim in by:
         args += ["--by", dim]
@@ -121,6 +121,11 @@ def report(finops, config_path, *by, cost="effective") -> dict:
 def by_key(data: dict, dim: str) -> dict:
     """Report rows as {value: cost}; rows of zero (the purchase has no effective cost) are left out."""
     return {row[dim]: Decimal(row["cost"]) for row in data["rows"] if Decimal(row["cost"])}
+
+
+def queries(fake) -> list[dict]:
+    """The queries the server saw: first pages only (each nextLink page is one more request)."""
+    return [entry for entry in fake.log if "$skiptoken" not in entry["query"]]
 
 
 def sync(finops, config_path, start="2024-01-01", end="2024-01-07"):
@@ -180,14 +185,14 @@ def test_request_count_is_reported_and_matches_the_server(finops, fake, config):
     # Per scope: 2 cost queries + location + 5 tag keys + subscription names + 1 daily refinement (dev1's team
     # tag changed), each page a request.
     assert f"{len(fake.log)} API requests" in result.stderr
-    first_pages = [e for e in fake.log if "$skiptoken" not in e["query"]]
-    assert len(first_pages) == 2 * 9 + 1
+    assert len(queries(fake)) == 2 * 9 + 1
 
 
 def test_throttled_query_is_retried_after_the_cost_management_retry_after(finops, fake, config):
     path = config()
     fake.throttle_next = 2
     fake.throttle_seconds = "0.1"
+    fake.throttle_retry_after = "0"  # the largest header wins; the SDK's own retry must not take over
     began = time.monotonic()
     result = sync(finops, path)
     assert result.exit_code == 0, result.stderr
@@ -231,15 +236,65 @@ def test_pretax_cost_column_and_one_page_results(finops, fake, config):
         lambda c: f"/subscriptions/{c.subscription}")
 
 
-def test_management_group_scope_and_resource_group_scope(finops, fake, config):
-    path = config(["/providers/Microsoft.Management/managementGroups/contoso"])
-    assert sync(finops, path).exit_code == 0
-    assert by_key(report(finops, path, "account_id"), "account_id") == expected(
-        lambda c: f"/subscriptions/{c.subscription}")
+def test_resource_group_scope(finops, fake, config):
     path = config([f"/subscriptions/{PROD}/resourceGroups/rg-web"])
     assert sync(finops, path).exit_code == 0
     groups = by_key(report(finops, path, "x:ResourceGroupName"), "x:ResourceGroupName")
     assert groups == {"rg-web": expected(lambda c: c.resource_group)["rg-web"]}
+
+
+MG = "/providers/Microsoft.Management/managementGroups/contoso"
+SUPPORT = Charge(DAYS[2], "", None, None, "Azure Support", None, Decimal("29.00"), Decimal("29.00"))
+
+
+def test_management_group_is_pulled_through_its_subscriptions_and_reconciles(finops, fake, config):
+    """Cost Management cannot group by ResourceId above a subscription: the MG's totals by subscription
+    are the truth, each readable subscription adds resource detail, and the rest stays whole."""
+    fake.charges = fake.charges + [SUPPORT]  # billed to the agreement, not to a subscription
+    fake.denied_scopes = {f"/subscriptions/{DEV}"}  # this identity may not read one subscription
+    path = config([MG])
+    result = sync(finops, path)
+    assert result.exit_code == 0, result.stderr
+    assert f"/subscriptions/{DEV}: HTTP 403, kept at subscription level" in result.stderr
+    charges = fixture_charges() + [SUPPORT]
+
+    def account(c):
+        return f"/subscriptions/{c.subscription}" if c.subscription else MG
+
+    for cost, basis in (("effective", "amortized"), ("billed", "actual")):
+        assert by_key(report(finops, path, "account_id", cost=cost), "account_id") == expected(
+            account, basis, charges)
+        assert by_key(report(finops, path, "service", cost=cost), "service") == expected(
+            lambda c: c.service or "Unassigned", basis, charges)
+        # Tags and resource groups where a subscription could be read; the rest is untagged, not lost.
+        assert by_key(report(finops, path, "team", cost=cost), "team") == expected(
+            lambda c: c.tags.get("team") if c.subscription == PROD else None, basis, charges)
+    wide = [e for e in queries(fake) if e["path"].lower().startswith("/providers/")]
+    assert len(wide) == 3  # totals (Actual, Amortized) by subscription and service, and subscription names
+
+
+def test_billing_scope_without_resource_detail_costs_three_queries(finops, fake, config):
+    scope = "/providers/Microsoft.Billing/billingAccounts/1234:5678_2019-05-31/billingProfiles/ABCD-EFGH"
+    path = config([scope], extra="    resource_detail: false\n")
+    assert sync(finops, path).exit_code == 0
+    assert len(queries(fake)) == 3
+    assert by_key(report(finops, path, "account_id"), "account_id") == expected(
+        lambda c: f"/subscriptions/{c.subscription}")
+    assert by_key(report(finops, path, "billing_account"), "billing_account") == {
+        scope: sum(expected(lambda c: 0).values())}
+
+
+def test_a_window_longer_than_a_month_is_pulled_month_by_month(finops, fake, config):
+    days = [date(2024, 1, 1) + timedelta(days=n) for n in range(60)]  # January and February
+    fake.charges = [Charge(day, PROD, "rg-web", WEB1, "Virtual Machines", "US East", Decimal("1.01"),
+                           Decimal("1.01"), {"team": "search"}) for day in days]
+    path = config([f"/subscriptions/{PROD}"])
+    assert sync(finops, path, start="2024-01-01", end="2024-03-01").exit_code == 0
+    data = report(finops, path, "team", start="2024-01-01", end="2024-03-01")
+    assert by_key(data, "team") == {"search": Decimal("60.60")}
+    for entry in fake.posts(timeframe="Custom"):
+        period = entry["body"]["timePeriod"]
+        assert period["from"][:7] == period["to"][:7], period  # never more than one calendar month
 
 
 def test_forbidden_scope_is_a_source_error_naming_the_scope_and_role(finops, fake, config):
@@ -310,6 +365,9 @@ def test_untrusted_certificate_is_a_source_error(finops, fake, config):
     (["/subscriptions"], "", "is not a Cost Management scope"),
     ([f"/subscriptions/{PROD}", f"/subscriptions/{PROD}/resourceGroups/rg-web"], "", "counted twice"),
     ([f"/subscriptions/{PROD}"], "    tag_keys: team\n", "tag_keys"),
+    ([f"/subscriptions/{PROD}", f"subscriptions/{PROD}/"], "", "listed twice"),
+    ([f"/subscriptions/{PROD}"], "    tag_keys: [team, Team]\n", "listed twice"),
+    ([f"/subscriptions/{PROD}"], "    max_throttle_wait: soon\n", "max_throttle_wait"),
 ])
 def test_config_errors_name_the_line_and_key(finops, config, scopes, extra, message):
     result = finops("--config", config(scopes, extra), "sync")

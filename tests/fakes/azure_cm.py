@@ -12,13 +12,14 @@ Management's retry-after headers), answer 204, answer an error status, name the 
 from __future__ import annotations
 
 import base64
+import calendar
 import json
 import re
 import ssl
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -55,8 +56,10 @@ class FakeCostManagement:
     cost_column: str = "Cost"
     throttle_next: int = 0  # answer the next N requests with 429
     throttle_seconds: str = "0.05"
+    throttle_retry_after: str | None = None  # also send the standard Retry-After header
     empty: str | None = None  # "204" or "rows": answer every query with no data
     fail_status: int | None = None  # answer every query with this HTTP status
+    denied_scopes: set = field(default_factory=set)  # scopes (lower case) that answer 403
     log: list[dict] = field(default_factory=list)
     base: str = ""
 
@@ -67,6 +70,8 @@ class FakeCostManagement:
         first = date.fromisoformat(body["timePeriod"]["from"][:10])
         last = date.fromisoformat(body["timePeriod"]["to"][:10])  # inclusive, as in the API
         daily = dataset.get("granularity") == "Daily"
+        if daily:  # like the service, silently: Daily covers one month at most, counted back from "to"
+            first = max(first, _month_before(last) + timedelta(days=1))
         groupings = dataset.get("grouping") or []
         assert len(groupings) <= 2, "Cost Management allows at most two groupings"
         wanted = _filter_ids(dataset.get("filter"))
@@ -150,7 +155,8 @@ class FakeCostManagement:
         if self.throttle_next > 0:
             self.throttle_next -= 1
             error = {"error": {"code": "429", "message": "Too many requests. Please retry."}}
-            return _send(request, 429, error, {
+            standard = {"Retry-After": self.throttle_retry_after} if self.throttle_retry_after else {}
+            return _send(request, 429, error, {**standard,
                 "x-ms-ratelimit-microsoft.costmanagement-qpu-retry-after": self.throttle_seconds,
                 "x-ms-ratelimit-microsoft.costmanagement-entity-retry-after": "0",
                 "x-ms-ratelimit-microsoft.costmanagement-tenant-retry-after": self.throttle_seconds,
@@ -163,9 +169,15 @@ class FakeCostManagement:
                            "'Microsoft.CostManagement/query/action'."}})
         if not match or "api-version" not in query:
             return _send(request, 404, {"error": {"code": "NotFound", "message": url.path}})
+        scope = "/" + match.group("scope")
+        if scope.lower() in self.denied_scopes:
+            return _send(request, 403, {"error": {"code": "AuthorizationFailed", "message": "no access"}})
+        wide = scope.lower().startswith("/providers/")
+        if wide and any(g.get("name") == "ResourceId" for g in body["dataset"].get("grouping") or []):
+            return _send(request, 400, {"error": {"code": "BadRequest", "message":
+                                                  "Grouping by ResourceId is not supported at this scope."}})
         if self.empty == "204":
             return _send(request, 204, None)
-        scope = "/" + match.group("scope")
         columns, rows = self.answer(scope, body)
         if self.empty == "rows":
             rows = []
@@ -185,6 +197,12 @@ class FakeCostManagement:
     def posts(self, **match) -> list[dict]:
         """Logged requests whose body matches, e.g. ``posts(type="ActualCost")``."""
         return [e for e in self.log if all(e["body"].get(k) == v for k, v in match.items())]
+
+
+def _month_before(day: date) -> date:
+    month = day.month - 1 or 12
+    year = day.year - (day.month == 1)
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def _in_scope(charge: Charge, scope: str) -> bool:

@@ -30,8 +30,11 @@ from finops_cli.sources.base import LastSync, Source, SourceConfig
 DEFAULT_TAG_KEYS = ("team", "project", "environment", "cost_center", "owner")
 ARM = "https://management.azure.com"
 NO_RESOURCE = ""
-# The Query API refuses custom periods longer than a year.
-MAX_QUERY_DAYS = 365
+# Scopes where Cost Management can group by ResourceId; wider scopes are pulled through their subscriptions.
+RESOURCE_SCOPES = ("subscription", "resource_group")
+BY_RESOURCE = [{"type": "Dimension", "name": "ResourceId"}, {"type": "Dimension", "name": "ServiceName"}]
+BY_SUBSCRIPTION = [{"type": "Dimension", "name": "SubscriptionId"},
+                   {"type": "Dimension", "name": "ServiceName"}]
 # Resource ids per filtered refinement query, to keep request bodies small.
 FILTER_CHUNK = 100
 
@@ -131,6 +134,8 @@ class AzureConfig(SourceConfig):
     base_url: str = ARM
     verify_tls: bool | str = True
     tag_keys: list[str] = Field(default_factory=lambda: list(DEFAULT_TAG_KEYS))
+    # Management group and billing scopes: pull each subscription under them at the resource grain.
+    resource_detail: bool = True
     # During the first N days of a month an incremental sync re-pulls the whole previous month.
     month_close_days: int = Field(default=5, ge=0, le=28)
     # The longest a sync waits out HTTP 429 throttling in total before it gives up.
@@ -148,11 +153,26 @@ class AzureConfig(SourceConfig):
                                  "managementGroups/ID or /providers/Microsoft.Billing/billingAccounts/ID"
                                  "[/billingProfiles/ID]")
             clean.append(scope)
-        for scope in clean:
-            for other in clean:
-                if scope is not other and (scope.lower() == other.lower()
-                                           or scope.lower().startswith(other.lower() + "/")):
-                    raise ValueError(f"{scope!r} lies inside {other!r}: its cost would be counted twice")
+        for i, scope in enumerate(clean):
+            for other in clean[:i]:
+                inner, outer = sorted((scope.lower(), other.lower()), key=len, reverse=True)
+                if inner == outer:
+                    raise ValueError(f"{scope!r} is listed twice")
+                if inner.startswith(outer + "/"):
+                    raise ValueError(f"{max(scope, other, key=len)!r} lies inside "
+                                     f"{min(scope, other, key=len)!r}: its cost would be counted twice")
+        return clean
+
+    @field_validator("tag_keys")
+    @classmethod
+    def _tag_keys(cls, keys: list[str]) -> list[str]:
+        clean: list[str] = []
+        for key in keys:
+            if not key.strip():
+                raise ValueError("tag keys must not be empty")
+            if key.strip().lower() in (k.lower() for k in clean):
+                raise ValueError(f"tag key {key!r} is listed twice (Azure tag keys ignore case)")
+            clean.append(key.strip())
         return clean
 
     @field_validator("max_throttle_wait", mode="before")
@@ -184,6 +204,14 @@ def scope_kind(scope: str) -> str | None:
         if pattern.match(scope):
             return kind
     return None
+
+
+class ScopeDenied(SourceError):
+    """The scope answered 401, 403 or 404: a wide scope then keeps that subscription at subscription level."""
+
+    def __init__(self, source: str, message: str, *, hint: str | None = None, status: int):
+        super().__init__(source, message, hint=hint)
+        self.status = status
 
 
 class StaticTokenCredential:
@@ -231,52 +259,112 @@ class AzureSource(Source):
         self._throttled = 0
         self._waited = 0.0
         for scope in self.config.scopes:
-            for part in _split(window, MAX_QUERY_DAYS):
-                yield self._scope_records(client, scope, part, seen)
+            # Daily queries are cut to one month by the service, silently: ask for a month at most.
+            for part in _month_parts(window):
+                if scope_kind(scope) in RESOURCE_SCOPES:
+                    rows = self._resource_rows(client, scope, part, origin=scope)
+                else:
+                    rows = self._wide_scope_rows(client, scope, part)
+                yield self._first_sighting(rows, seen)
         if self._throttled:
             self.stats.notes.append(f"throttled {self._throttled}x, waited {self._waited:.1f} s")
 
-    def _scope_records(self, client, scope: str, window: Window, seen: set) -> list[dict]:
-        billed = self._costs(client, scope, window, "ActualCost")
-        effective = self._costs(client, scope, window, "AmortizedCost")
-        resources = any(key[1] != NO_RESOURCE for key in (*billed, *effective))
+    def _first_sighting(self, rows: dict[tuple, dict], seen: set) -> list[dict]:
+        """Each resource's row once, when configured scopes overlap (an MG and one of its subscriptions)."""
+        out, duplicates = [], 0
+        for key, record in rows.items():
+            if key[1] != NO_RESOURCE:
+                if key in seen:
+                    duplicates += 1
+                    continue
+                seen.add(key)
+            out.append(record)
+        if duplicates:
+            self.stats.notes.append(f"{duplicates} rows seen through an earlier scope skipped")
+        return out
+
+    def _resource_rows(self, client, scope: str, window: Window, *, origin: str,
+                       names: dict[str, str] | None = None) -> dict[tuple, dict]:
+        """A subscription or resource group scope at the grain (day, resource, service, currency)."""
+        billed = self._daily(client, scope, window, "ActualCost", BY_RESOURCE)
+        effective = self._daily(client, scope, window, "AmortizedCost", BY_RESOURCE)
+        if not (billed or effective):
+            return {}
         # Without resources (say, only a reservation purchase) there is nothing to look up.
+        has_resources = any(key[1] != NO_RESOURCE for key in (*billed, *effective))
         location = self._attribute(client, scope, window, {"type": "Dimension", "name": "ResourceLocation"}) \
-            if resources else _Lookup({})
+            if has_resources else _Lookup({})
         tags = {key: self._attribute(client, scope, window, {"type": "TagKey", "name": key})
-                for key in self.config.tag_keys} if resources else {}
-        names = self._subscription_names(client, scope, window) if (billed or effective) else {}
-        records, duplicates = [], 0
+                for key in self.config.tag_keys} if has_resources else {}
+        if names is None:
+            names = self._subscription_names(client, scope, window)
+        subscription = _subscription_of(scope)
+        rows = {}
         for key in sorted(set(billed) | set(effective), key=str):
             day, resource, service, currency = key
-            if resource != NO_RESOURCE and key in seen:
-                duplicates += 1  # one resource reached through two scopes (an MG and its subscription)
-                continue
-            seen.add(key)
             amounts = (billed.get(key, Decimal(0)), effective.get(key, Decimal(0)))
             if amounts == (0, 0):
                 continue
             row_tags = {k: v for k, lookup in tags.items() if (v := lookup.value(resource, day))}
-            records.append(self._record(scope, day, resource, service, currency, amounts,
-                                        location.value(resource, day), row_tags, names))
-        if duplicates:
-            self.stats.notes.append(f"{duplicates} rows seen through an earlier scope skipped")
-        return records
+            rows[key] = self._record(origin, day, amounts, currency, service=service, resource=resource,
+                                     subscription=subscription, location=location.value(resource, day),
+                                     tags=row_tags, names=names)
+        return rows
 
-    def _record(self, scope, day, resource, service, currency, amounts, location, tags, names) -> dict:
+    def _wide_scope_rows(self, client, scope: str, window: Window) -> dict[tuple, dict]:
+        """A management group or billing scope: Cost Management cannot group by ResourceId there.
+
+        Its daily totals by subscription and service are the truth. With ``resource_detail`` each
+        subscription under it is pulled at the resource grain, and whatever the subscriptions do not
+        explain (charges without a subscription, subscriptions finops may not read) stays as a row
+        without a resource, so the scope's total is kept to the cent.
+        """
+        billed = self._daily(client, scope, window, "ActualCost", BY_SUBSCRIPTION)
+        effective = self._daily(client, scope, window, "AmortizedCost", BY_SUBSCRIPTION)
+        if not (billed or effective):
+            return {}
+        names = self._subscription_names(client, scope, window)
+        rows: dict[tuple, dict] = {}
+        explained: dict[tuple, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+        subscriptions = sorted({key[1] for key in (*billed, *effective) if key[1]})
+        for subscription in subscriptions if self.config.resource_detail else ():
+            try:
+                detail = self._resource_rows(client, f"/subscriptions/{subscription}", window, origin=scope,
+                                             names=names)
+            except ScopeDenied as exc:
+                self.stats.notes.append(f"/subscriptions/{subscription}: HTTP {exc.status}, kept at "
+                                        "subscription level (no resource, region or tags)")
+                continue
+            for (day, _, service, currency), record in detail.items():
+                sums = explained[(day, subscription, service, currency)]
+                sums[0] += record["BilledCost"]
+                sums[1] += record["EffectiveCost"]
+            rows.update(detail)
+        for key in sorted(set(billed) | set(effective) | set(explained), key=str):
+            day, subscription, service, currency = key
+            done = explained.get(key, (Decimal(0), Decimal(0)))
+            amounts = (billed.get(key, Decimal(0)) - done[0], effective.get(key, Decimal(0)) - done[1])
+            if amounts != (0, 0):
+                rows[(day, NO_RESOURCE, service, currency, subscription)] = self._record(
+                    scope, day, amounts, currency, service=service, resource=NO_RESOURCE,
+                    subscription=subscription or None, location=None, tags={}, names=names)
+        return rows
+
+    def _record(self, origin: str, day: date, amounts: tuple[Decimal, Decimal], currency: str, *,
+                service: str, resource: str, subscription: str | None, location: str | None, tags: dict,
+                names: dict) -> dict:
         billed, effective = amounts
         resource_id = self._resource_ids.get(resource) if resource else None
-        subscription = _subscription_of(resource_id or "") or _subscription_of(scope)
+        subscription = _subscription_of(resource_id or "") or subscription
         group = _segment_after(resource_id or "", "resourcegroups")
-        kind = scope_kind(scope)
-        billing_scope = kind in ("billing_account", "billing_profile")
+        kind = scope_kind(origin)
         if resource_id is None and billed != 0 and effective == 0:
             charge = "Purchase"  # a prepaid commitment: Microsoft's rule gives it EffectiveCost 0
         else:
             charge = "Usage"
         month = date(day.year, day.month, 1)
         region = _region(location)
-        properties = {"Scope": scope, "MeterCategory": service or None, "ResourceGroupName": group,
+        properties = {"Scope": origin, "MeterCategory": service or None, "ResourceGroupName": group,
                       "ResourceLocation": location}
         return {
             "ChargePeriodStart": midnight(day), "ChargePeriodEnd": midnight(day + timedelta(days=1)),
@@ -285,7 +373,7 @@ class AzureSource(Source):
             "ChargeCategory": charge,
             "PricingCategory": "Committed" if resource_id and billed == 0 and effective != 0 else None,
             # The Query API does not name a subscription's enrollment or billing profile; billing scopes do.
-            "BillingAccountId": scope if billing_scope or subscription is None
+            "BillingAccountId": origin if kind in BILLING_ACCOUNT_TYPES or subscription is None
             else f"/subscriptions/{subscription}",
             "BillingAccountType": BILLING_ACCOUNT_TYPES.get(kind, "Subscription" if subscription
                                                             else "Management Group"),
@@ -304,14 +392,19 @@ class AzureSource(Source):
             "x_Properties": {k: v for k, v in properties.items() if v},
         }
 
-    def _costs(self, client, scope: str, window: Window, cost_type: str) -> dict[tuple, Decimal]:
-        """(day, resource key, service, currency) -> cost, for one cost type."""
-        grouping = [{"type": "Dimension", "name": "ResourceId"}, {"type": "Dimension", "name": "ServiceName"}]
+    def _daily(self, client, scope: str, window: Window, cost_type: str, grouping: list[dict]) -> dict:
+        """(day, first group value, second group value, currency) -> cost, for one cost type."""
         out: dict[tuple, Decimal] = defaultdict(Decimal)
         for row in self._query(client, scope, window, cost_type, "Daily", grouping):
-            resource = self._resource_key(row.get("ResourceId"))
-            key = (row.day, resource, row.get("ServiceName") or "", row.currency)
-            out[key] += row.cost
+            values = []
+            for group in grouping:
+                value = row.get(group["name"])
+                if group["name"] == "ResourceId":
+                    value = self._resource_key(value)
+                elif group["name"] == "SubscriptionId":
+                    value = _subscription_of(str(value or "")) or str(value or "").strip().lower()
+                values.append(str(value or ""))
+            out[(row.day, *values, row.currency)] += row.cost
         return out
 
     def _attribute(self, client, scope, window, grouping: dict) -> _Lookup:
@@ -435,6 +528,8 @@ class AzureSource(Source):
                     "on this scope; " + _credential_hint(self.config))
         elif exc.status_code == 404:
             hint = "check the scope id; billing scopes need the billing account id, not the tenant id"
+        if exc.status_code in (401, 403, 404):
+            return ScopeDenied(self.name, text, hint=hint, status=exc.status_code)
         return SourceError(self.name, text, hint=hint)
 
     def _client(self):
@@ -557,10 +652,11 @@ def retry_after_seconds(headers) -> float:
     return max([w for w in waits if w >= 0] or [10.0])
 
 
-def _split(window: Window, days: int) -> list[Window]:
+def _month_parts(window: Window) -> list[Window]:
+    """The window cut at month starts: Daily queries longer than a month come back cut short."""
     parts, start = [], window.start
     while start < window.end:
-        end = min(start + timedelta(days=days), window.end)
+        end = min(midnight(add_months(start.date().replace(day=1), 1)), window.end)
         parts.append(Window(start, end))
         start = end
     return parts
