@@ -138,7 +138,7 @@ class AzureConfig(SourceConfig):
     resource_detail: bool = True
     # During the first N days of a month an incremental sync re-pulls the whole previous month.
     month_close_days: int = Field(default=5, ge=0, le=28)
-    # The longest a sync waits out HTTP 429 throttling in total before it gives up.
+    # The longest one query waits out HTTP 429 throttling before the sync gives up.
     max_throttle_wait: timedelta = timedelta(minutes=5)
 
     @field_validator("scopes")
@@ -488,6 +488,7 @@ class AzureSource(Source):
     def _post(self, client, scope: str, body: dict, extra: dict, cost_type: str):
         core = require("azure.core.exceptions", extra="azure", what="the azure source")
         limit = self.config.max_throttle_wait.total_seconds()
+        retries, waited = 0, 0.0  # for this query: steady throttling over a long sync is normal
         while True:
             try:
                 return client.query.usage(scope, body, params=dict(extra))
@@ -499,15 +500,17 @@ class AzureSource(Source):
                 if exc.status_code != 429:
                     raise self._api_error(exc, scope, cost_type) from None
                 wait = retry_after_seconds(exc.response.headers)
-                if self._waited + wait > limit:
+                if waited + wait > limit:
                     raise SourceError(
                         self.name,
                         f"{scope}: Azure Cost Management is still throttling ({cost_type} query, HTTP 429) "
-                        f"after {self._throttled} retries and {self._waited:.0f} s of waiting "
-                        f"(max_throttle_wait: {limit:g} s)",
+                        f"after {retries} retries and {waited:.0f} s of waiting (max_throttle_wait: "
+                        f"{limit:g} s per query)",
                         hint="Cost Management allows a few queries per minute per scope and tenant: retry "
                              "later, raise max_throttle_wait, or split the scopes over several sources",
                     ) from None
+                retries += 1
+                waited += wait
                 self._throttled += 1
                 self._waited += wait
                 time.sleep(wait)
