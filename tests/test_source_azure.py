@@ -216,6 +216,17 @@ def test_throttling_that_never_stops_fails_and_keeps_earlier_data(finops, fake, 
     assert report(finops, path, "account_id") == before
 
 
+def test_a_next_link_that_goes_nowhere_fails_instead_of_storing_part_of_the_data(finops, fake, config):
+    path = config()
+    assert sync(finops, path).exit_code == 0
+    before = report(finops, path, "account_id")
+    fake.stuck_next_link = True
+    result = sync(finops, path)
+    assert result.exit_code == 3
+    assert "nextLink" in result.stderr and "partial result" in result.stderr
+    assert report(finops, path, "account_id") == before
+
+
 @pytest.mark.parametrize("empty", ["204", "rows"])
 def test_an_empty_result_is_zero_rows_not_an_error(finops, fake, config, empty):
     path = config()

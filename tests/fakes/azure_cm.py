@@ -60,6 +60,7 @@ class FakeCostManagement:
     empty: str | None = None  # "204" or "rows": answer every query with no data
     fail_status: int | None = None  # answer every query with this HTTP status
     denied_scopes: set = field(default_factory=set)  # scopes (lower case) that answer 403
+    stuck_next_link: bool = False  # a broken service: nextLink always points at the first page
     log: list[dict] = field(default_factory=list)
     base: str = ""
 
@@ -185,8 +186,9 @@ class FakeCostManagement:
         page = rows[offset:offset + self.page_size]
         next_link = None
         if offset + self.page_size < len(rows):
+            following = 0 if self.stuck_next_link else offset + self.page_size
             next_link = (f"{self.base}{url.path}?api-version={query['api-version']}"
-                         f"&$skiptoken={_encode(offset + self.page_size)}")
+                         f"&$skiptoken={_encode(following)}")
         _send(request, 200, {
             "id": f"{scope}/providers/Microsoft.CostManagement/query/00000000-0000-0000-0000-000000000000",
             "name": "00000000-0000-0000-0000-000000000000", "type": "Microsoft.CostManagement/query",

@@ -332,8 +332,9 @@ class AzureSource(Source):
                 detail = self._resource_rows(client, f"/subscriptions/{subscription}", window, origin=scope,
                                              names=names)
             except ScopeDenied as exc:
-                self.stats.notes.append(f"/subscriptions/{subscription}: HTTP {exc.status}, kept at "
-                                        "subscription level (no resource, region or tags)")
+                note = f"/subscriptions/{subscription}: HTTP {exc.status}, kept at subscription level"
+                if note not in self.stats.notes:  # once, not once per month of the window
+                    self.stats.notes.append(note)
                 continue
             for (day, _, service, currency), record in detail.items():
                 sums = explained[(day, subscription, service, currency)]
@@ -402,7 +403,7 @@ class AzureSource(Source):
                 if group["name"] == "ResourceId":
                     value = self._resource_key(value)
                 elif group["name"] == "SubscriptionId":
-                    value = _subscription_of(str(value or "")) or str(value or "").strip().lower()
+                    value = _subscription_key(value)
                 values.append(str(value or ""))
             out[(row.day, *values, row.currency)] += row.cost
         return out
@@ -438,8 +439,7 @@ class AzureSource(Source):
                     {"type": "Dimension", "name": "SubscriptionName"}]
         names = {}
         for row in self._query(client, scope, window, "AmortizedCost", "None", grouping):
-            subscription = _subscription_of(str(row.get("SubscriptionId") or "")) or \
-                str(row.get("SubscriptionId") or "").lower()
+            subscription = _subscription_key(row.get("SubscriptionId"))
             if subscription and row.get("SubscriptionName"):
                 names[subscription] = row.get("SubscriptionName")
         return names
@@ -685,6 +685,12 @@ def _segment_after(path: str, name: str) -> str | None:
 def _subscription_of(path: str) -> str | None:
     found = _segment_after(path, "subscriptions")
     return found.lower() if found else None
+
+
+def _subscription_key(value: Any) -> str:
+    """The SubscriptionId dimension holds a GUID or, on some scopes, ``/subscriptions/GUID``."""
+    text = str(value or "").strip()
+    return _subscription_of(text) or text.lower()
 
 
 def _resource_type(resource_id: str | None) -> str | None:
