@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from conftest import write_config
+from conftest import run_process, write_config
 from fakes.azure_cm import Charge, FakeCostManagement, page_offset
 
 pytest.importorskip("azure.mgmt.costmanagement",
@@ -348,12 +348,14 @@ def test_each_currency_is_its_own_row(finops, fake, config):
     assert totals == {"EUR": Decimal("2.50"), "USD": Decimal("1.25")}
 
 
-def test_cli_credential_without_az_is_a_source_error(finops, fake, config, monkeypatch):
+def test_cli_credential_without_az_is_a_source_error(fake, config):
     path = config(credential="cli")
-    monkeypatch.setenv("PATH", "")  # no `az` to ask for a token
-    result = sync(finops, path)
-    assert result.exit_code == 3
+    # A separate process, as a user runs it: Python's last-resort log handler is live there.
+    result = run_process("--config", path, "sync", "--start", "2024-01-01", "--end", "2024-01-07",
+                         env={"PATH": "", "CI": "1"})  # no `az` to ask for a token
+    assert result.returncode == 3, result.stderr
     assert "could not get an Azure token (cli credential)" in result.stderr and "az login" in result.stderr
+    assert result.stderr.startswith("✗ azure-prod:")  # no azure-identity log lines ahead of the message
     assert fake.log == []
 
 

@@ -11,6 +11,7 @@ region and tag is exact and adds up to the same total. docs/sources/azure.md has
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections import defaultdict
@@ -537,6 +538,11 @@ class AzureSource(Source):
 
     def _client(self):
         require("azure.mgmt.costmanagement", extra="azure", what="the azure source")
+        # azure-identity logs each failed credential as a warning; without handlers Python would print
+        # them on stderr ahead of finops' own one-line message. A configured root logger still gets them.
+        azure_logger = logging.getLogger("azure")
+        if not azure_logger.handlers:
+            azure_logger.addHandler(logging.NullHandler())
         from azure.core.pipeline.policies import RetryPolicy
         from azure.mgmt.costmanagement import CostManagementClient
 
