@@ -301,7 +301,7 @@ class AzureSource(Source):
             names = self._subscription_names(client, scope, window)
         subscription = _subscription_of(scope)
         rows = {}
-        for key in sorted(set(billed) | set(effective), key=str):
+        for key in sorted(set(billed) | set(effective)):
             day, resource, service, currency = key
             amounts = (billed.get(key, Decimal(0)), effective.get(key, Decimal(0)))
             if amounts == (0, 0):
@@ -342,7 +342,7 @@ class AzureSource(Source):
                 sums[0] += record["BilledCost"]
                 sums[1] += record["EffectiveCost"]
             rows.update(detail)
-        for key in sorted(set(billed) | set(effective) | set(explained), key=str):
+        for key in sorted(set(billed) | set(effective) | set(explained)):
             day, subscription, service, currency = key
             done = explained.get(key, (Decimal(0), Decimal(0)))
             amounts = (billed.get(key, Decimal(0)) - done[0], effective.get(key, Decimal(0)) - done[1])
