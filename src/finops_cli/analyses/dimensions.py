@@ -42,6 +42,10 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "day": ("strftime(ChargePeriodStart, '%Y-%m-%d')", "charge day (UTC)"),
     "month": ("strftime(ChargePeriodStart, '%Y-%m')", "charge month (UTC)"),
     "source": ("x_SourceName", "the configured finops source"),
+    # Source-specific properties common enough to deserve a name (see the sources' docs).
+    "resource_group": ("NULLIF(x_Properties['ResourceGroupName'], '')", "Azure resource group"),
+    "cluster": ("NULLIF(x_Properties['cluster'], '')", "Kubernetes cluster"),
+    "namespace": ("NULLIF(x_Properties['namespace'], '')", "Kubernetes namespace"),
 }
 
 COST_COLUMNS = {

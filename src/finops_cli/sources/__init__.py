@@ -33,6 +33,8 @@ REGISTRY: dict[str, SourceType] = {
                    "FOCUS export files (CSV/Parquet)", None, "docs/sources/focus.md"),
         SourceType("aws", "finops_cli.sources.aws:AwsSource",
                    "AWS Cost Explorer (GetCostAndUsage)", "aws", "docs/sources/aws.md"),
+        SourceType("azure", "finops_cli.sources.azure:AzureSource",
+                   "Azure Cost Management (Query API)", "azure", "docs/sources/azure.md"),
         SourceType("opencost", "finops_cli.sources.kubernetes:OpenCostSource",
                    "OpenCost Kubernetes allocations", None, "docs/sources/kubernetes.md"),
         SourceType("kubecost", "finops_cli.sources.kubernetes:KubecostSource",
