@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from finops_cli.cli import options
+
 from finops_cli.cli.context import AppContext, note, stdout_width, warn
 from finops_cli.render import Format
 
@@ -17,15 +19,11 @@ def report(
                                  "environment, cost_center, owner, provider, account, service, category, region, "
                                  "resource, charge, currency, day, month, source, tag:KEY, x:KEY or a FOCUS column.",
                                  metavar="DIM"),
-    start: Optional[str] = typer.Option(None, "--start", help="Window start, inclusive (YYYY-MM-DD).",
-                                        metavar="DATE"),
-    end: Optional[str] = typer.Option(None, "--end", help="Window end, exclusive (YYYY-MM-DD).", metavar="DATE"),
-    period: Optional[str] = typer.Option(None, "--period", help="A month (2024-09), quarter (2024-Q3), year or day.",
-                                         metavar="PERIOD"),
-    last: Optional[str] = typer.Option(None, "--last", help="The last N days/weeks/months, today included "
-                                       "(30d, 4w, 3m). Default: report.last in the config, else 30d.", metavar="SPAN"),
-    cost: Optional[str] = typer.Option(None, "--cost", help="Cost basis: effective (amortised, default), billed "
-                                       "(invoiced), list or contracted.", metavar="BASIS"),
+    start: Optional[str] = options.START,
+    end: Optional[str] = options.END,
+    period: Optional[str] = options.PERIOD,
+    last: Optional[str] = options.LAST,
+    cost: Optional[str] = options.COST,
     filter_: Optional[List[str]] = typer.Option(None, "--filter", "-f", help="Keep only DIM=VALUE (repeatable; "
                                                 "VALUE may be a,b; DIM!=VALUE excludes; (untagged) matches missing).",
                                                 metavar="DIM=VALUE"),

@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from finops_cli.cli import options
+
 from finops_cli.cli.context import AppContext, note, stdout_width, warn
 from finops_cli.render.tag_audit import AuditFormat
 
@@ -22,15 +24,11 @@ def audit(
     no_billing: bool = typer.Option(False, "--no-billing", help="Check only the plans, not the spend in the store."),
     policy: Optional[str] = typer.Option(None, "--policy", help="Tag policy file (default: the tags: section of "
                                          "the config).", metavar="FILE"),
-    start: Optional[str] = typer.Option(None, "--start", help="Window start, inclusive (YYYY-MM-DD).",
-                                        metavar="DATE"),
-    end: Optional[str] = typer.Option(None, "--end", help="Window end, exclusive (YYYY-MM-DD).", metavar="DATE"),
-    period: Optional[str] = typer.Option(None, "--period", help="A month (2024-09), quarter (2024-Q3), year or day.",
-                                         metavar="PERIOD"),
-    last: Optional[str] = typer.Option(None, "--last", help="The last N days/weeks/months (30d, 4w, 3m). "
-                                       "Default: report.last in the config, else 30d.", metavar="SPAN"),
-    cost: Optional[str] = typer.Option(None, "--cost", help="Cost basis: effective (default), billed, list or "
-                                       "contracted.", metavar="BASIS"),
+    start: Optional[str] = options.START,
+    end: Optional[str] = options.END,
+    period: Optional[str] = options.PERIOD,
+    last: Optional[str] = options.LAST,
+    cost: Optional[str] = options.COST,
     fmt: AuditFormat = typer.Option(AuditFormat.table, "--format", help="table, json, markdown, junit, sarif "
                                     "or github (workflow annotations)."),
     fail_on: Optional[List[str]] = typer.Option(None, "--fail-on", help="Which violations fail the check: any "
