@@ -156,32 +156,42 @@ def build_report(con, allocation: AllocationConfig, request: ReportRequest) -> R
     days = request.window.day_list()
     want_series = request.series and len(days) >= SERIES_MIN_DAYS
 
+    required = list(allocation.required)
+    missing = missing_conditions(con, allocation, required)
+    # Untagged spend per required tag comes from the same scan as the rows: one pass over the store.
+    untagged_sums = "".join(f", SUM({cost}) FILTER (WHERE {m}) AS u{i}" for i, m in enumerate(missing))
+    untagged_names = "".join(f", SUM(u{i})" for i in range(len(missing)))
     dim_select = ", ".join(f"{d.sql} AS d{i}" for i, d in enumerate(dims))
     dim_names = ", ".join(f"d{i}" for i in range(len(dims)))
     if want_series:
         sql = f"""
             WITH g AS (
               SELECT {dim_select}, BillingCurrency AS currency, CAST(ChargePeriodStart AS DATE) AS day,
-                     SUM({cost}) AS cost, count(*) AS n
+                     SUM({cost}) AS cost, count(*) AS n{untagged_sums}
               FROM costs WHERE {where} GROUP BY ALL)
             SELECT {dim_names}, currency, SUM(cost) AS cost, SUM(n) AS n,
-                   map_from_entries(list(struct_pack(k := day, v := cost))) AS series
+                   map_from_entries(list(struct_pack(k := day, v := cost))) AS series{untagged_names}
             FROM g GROUP BY {dim_names}, currency"""
     else:
         sql = f"""
-            SELECT {dim_select}, BillingCurrency AS currency, SUM({cost}) AS cost, count(*) AS n, NULL AS series
+            SELECT {dim_select}, BillingCurrency AS currency, SUM({cost}) AS cost, count(*) AS n,
+                   NULL AS series{untagged_sums}
             FROM costs WHERE {where} GROUP BY ALL"""
     raw = con.execute(sql, params).fetchall()
 
     width = len(dims)
     rows: list[ReportRow] = []
     totals: dict[str | None, Decimal] = {}
+    untagged_totals: dict[str | None, list[Decimal]] = {}
     row_count = 0
     for rec in raw:
         keys, currency, amount, n, series = tuple(rec[:width]), rec[width], rec[width + 1], rec[width + 2], rec[width + 3]
         amount = amount if amount is not None else Decimal(0)
         row_count += n
         totals[currency] = totals.get(currency, Decimal(0)) + amount
+        sums = untagged_totals.setdefault(currency, [Decimal(0)] * len(missing))
+        for i, value in enumerate(rec[width + 4:]):
+            sums[i] += value or Decimal(0)
         daily = [series.get(day, Decimal(0)) or Decimal(0) for day in days] if series is not None else None
         rows.append(ReportRow(keys, currency, amount, series=daily))
     totals = dict(sorted(totals.items(), key=lambda kv: (-abs(kv[1]), kv[0] or "")))
@@ -191,8 +201,9 @@ def build_report(con, allocation: AllocationConfig, request: ReportRequest) -> R
     for row in rows:
         row.share = share(row.cost, totals[row.currency])
 
-    required = [r for r in allocation.required]
-    untagged, resources = _untagged(con, allocation, required, cost, where, params, totals, request.untagged_top)
+    untagged = [UntaggedTag(name, currency, untagged_totals[currency][i], share(untagged_totals[currency][i], total))
+                for currency, total in totals.items() for i, name in enumerate(required)]
+    resources = _untagged_resources(con, allocation, required, missing, cost, where, params, request.untagged_top)
     left_out, left_out_sources = _left_out(con, request, filters, types, cost)
     return Report(request, dims, rows, totals, row_count, untagged, resources, days, required,
                   left_out, left_out_sources)
@@ -247,31 +258,19 @@ def missing_conditions(con, allocation, required) -> list[str]:
     return [f"{resolve(name, allocation).sql} IS NULL" for name in required]
 
 
-def _untagged(con, allocation, required, cost, where, params, totals, top_n):
-    if not required:
-        return [], []
-    dims = [resolve(name, allocation) for name in required]
-    missing = missing_conditions(con, allocation, required)
-    sums = ", ".join(f"SUM({cost}) FILTER (WHERE {m})" for m in missing)
-    raw = con.execute(f"SELECT BillingCurrency, {sums} FROM costs WHERE {where} GROUP BY 1", params).fetchall()
-    tags: list[UntaggedTag] = []
-    for rec in sorted(raw, key=lambda r: list(totals).index(r[0]) if r[0] in totals else 99):
-        currency = rec[0]
-        for dim, amount in zip(dims, rec[1:]):
-            amount = amount or Decimal(0)
-            tags.append(UntaggedTag(dim.name, currency, amount, share(amount, totals.get(currency, Decimal(0)))))
-    resources: list[UntaggedResource] = []
-    if top_n:
-        any_missing = " OR ".join(missing)
-        flags = ", ".join(f"bool_or({m})" for m in missing)
-        raw = con.execute(
-            f"""SELECT COALESCE(ResourceId, ResourceName) AS resource, any_value(COALESCE(ProviderName,
-                       ServiceProviderName)), any_value(ServiceName), BillingCurrency, SUM({cost}) AS c, {flags}
-                FROM costs WHERE {where} AND ({any_missing}) GROUP BY resource, BillingCurrency
-                HAVING SUM({cost}) > 0 ORDER BY c DESC LIMIT {int(top_n)}""",
-            params,
-        ).fetchall()
-        for rec in raw:
-            missing = [d.name for d, flag in zip(dims, rec[5:]) if flag]
-            resources.append(UntaggedResource(rec[0], rec[1], rec[2], rec[3], rec[4], missing))
-    return tags, resources
+def _untagged_resources(con, allocation, required, missing, cost, where, params, top_n):
+    """The largest resources that lack at least one required tag."""
+    if not required or not top_n:
+        return []
+    mask = missing and missing[0].startswith("(x_MissingTags")
+    any_missing = "x_MissingTags != 0" if mask else " OR ".join(missing)
+    flags = ", ".join(f"bool_or({m})" for m in missing)
+    raw = con.execute(
+        f"""SELECT COALESCE(ResourceId, ResourceName) AS resource, any_value(COALESCE(ProviderName,
+                   ServiceProviderName)), any_value(ServiceName), BillingCurrency, SUM({cost}) AS c, {flags}
+            FROM costs WHERE {where} AND ({any_missing}) GROUP BY resource, BillingCurrency
+            HAVING SUM({cost}) > 0 ORDER BY c DESC LIMIT {int(top_n)}""",
+        params,
+    ).fetchall()
+    return [UntaggedResource(rec[0], rec[1], rec[2], rec[3], rec[4],
+                             [name for name, flag in zip(required, rec[5:]) if flag]) for rec in raw]
