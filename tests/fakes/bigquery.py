@@ -65,7 +65,7 @@ REPEATED_KV = ("labels", "project_labels", "system_labels")
 
 @dataclass
 class Failure:
-    route: str  # "tables.get", "jobs.insert", "getQueryResults"
+    route: str  # "tables.get", "jobs.insert(dry)", "jobs.insert", "getQueryResults"
     status: int
     reason: str
     message: str
@@ -176,10 +176,10 @@ class _Handler(BaseHTTPRequestHandler):
         m = re.fullmatch(r"/bigquery/v2/projects/([^/]+)/jobs", url.path)
         if not m:
             return self._send(404, {"error": {"code": 404, "message": f"no route {url.path}"}})
-        if self._failed("jobs.insert"):
-            return None
         project = m.group(1)
         config = body.get("configuration", {})
+        if self._failed("jobs.insert(dry)" if config.get("dryRun") else "jobs.insert"):
+            return None
         ref = dict(body.get("jobReference") or {})
         ref.setdefault("projectId", project)
         ref.setdefault("jobId", "job_" + uuid.uuid4().hex)

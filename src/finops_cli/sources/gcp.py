@@ -12,6 +12,7 @@ The table name is validated and every value (dates, credit types) is a query par
 from __future__ import annotations
 
 import re
+import time
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -31,6 +32,7 @@ TABLE_PATTERN = re.compile(
 PROJECT_PATTERN = re.compile(r"^(?:[a-z0-9][a-z0-9.-]*:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 SCOPES = ["https://www.googleapis.com/auth/bigquery.readonly", "https://www.googleapis.com/auth/cloud-platform"]
 ON_DEMAND_USD_PER_TIB = Decimal("6.25")  # BigQuery on-demand analysis price (US multi-region)
+TRANSIENT_JOB_ERRORS = ("rateLimitExceeded", "jobRateLimitExceeded", "backendError", "internalError")
 REQUIRED_FIELDS = ("usage_start_time", "cost", "currency", "service.description")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]i?B|B)?\s*$", re.IGNORECASE)
 _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "pb": 10**15,
@@ -162,10 +164,7 @@ class GcpSource(Source):
                 f"({human_bytes(cfg.max_bytes_billed)}); nothing was run",
                 hint="sync a shorter window (--start/--end) or raise max_bytes_billed in the config",
             )
-        job = client.query(sql, job_config=bigquery.QueryJobConfig(
-            query_parameters=params, maximum_bytes_billed=cfg.max_bytes_billed, use_query_cache=True),
-            retry=retry, job_retry=_job_retry().with_timeout(cfg.timeout.total_seconds()))
-        rows = job.result(retry=retry, timeout=cfg.timeout.total_seconds())
+        job, rows = self._query_with_job_retry(bigquery, client, sql, params, retry)
         scanned = int(job.total_bytes_processed or estimate)
         billed = int(job.total_bytes_billed or 0)
         self.stats.bytes_processed += scanned
@@ -173,6 +172,27 @@ class GcpSource(Source):
             Decimal("0.000001"))
         self.stats.notes.append(f"BigQuery dry run {human_bytes(estimate)}, billed {human_bytes(billed)}")
         return rows
+
+
+    def _query_with_job_retry(self, bigquery, client, sql: str, params: list, retry):
+        """Run the query; a job that fails for a transient reason is re-run until ``timeout``.
+
+        The client's own job retry has a fixed 10-minute deadline, so it is replaced by this loop.
+        """
+        from google.api_core import exceptions as gexc
+
+        cfg = self.config
+        deadline = time.monotonic() + cfg.timeout.total_seconds()
+        while True:
+            job = client.query(sql, job_config=bigquery.QueryJobConfig(
+                query_parameters=params, maximum_bytes_billed=cfg.max_bytes_billed, use_query_cache=True),
+                retry=retry, job_retry=None)
+            try:
+                return job, job.result(retry=retry, timeout=max(deadline - time.monotonic(), 1), job_retry=None)
+            except gexc.GoogleAPICallError as exc:
+                if _reason(exc) not in TRANSIENT_JOB_ERRORS or time.monotonic() + 1 >= deadline:
+                    raise
+                time.sleep(1)
 
 
 class BillingQuery:
@@ -300,11 +320,16 @@ def _source_error(source: GcpSource, exc: Exception) -> SourceError:
     project = cfg.billing_project or cfg.table_project
     if isinstance(exc, ValueError) and "Cloud Billing export" in str(exc):
         return SourceError(source.name, str(exc), hint="point `table` at gcp_billing_export_v1_* or *_resource_v1_*")
+    import requests
+
     if isinstance(exc, gexc.RetryError):
         cause = exc.cause if isinstance(exc.cause, Exception) else None
+        seconds = f"{cfg.timeout.total_seconds():.0f} s"
+        if isinstance(cause, requests.exceptions.RequestException):
+            return SourceError(source.name, f"cannot reach BigQuery at {cfg.api_endpoint or 'bigquery.googleapis.com'}"
+                               f" ({type(cause).__name__}, retried for {seconds})")
         what = _api_message(cause) if cause else "no answer"
-        return SourceError(source.name, f"BigQuery kept refusing for {cfg.timeout.total_seconds():.0f} s "
-                           f"(rate limit or quota): {what}",
+        return SourceError(source.name, f"BigQuery kept refusing for {seconds} (rate limit or quota): {what}",
                            hint="try again later, or raise `timeout` for this source")
     if isinstance(exc, gexc.GoogleAPICallError):
         reason = _reason(exc)
@@ -318,7 +343,7 @@ def _source_error(source: GcpSource, exc: Exception) -> SourceError:
                                hint="check `table` and `location`: the billing dataset's location must match")
         if reason in ("quotaExceeded", "rateLimitExceeded") or isinstance(exc, gexc.TooManyRequests):
             return SourceError(source.name, f"BigQuery quota or rate limit: {message}",
-                               hint="try again later; the store keeps the earlier data")
+                               hint="try again later, or ask for a higher quota")
         if isinstance(exc, (gexc.Forbidden, gexc.Unauthorized)):
             return SourceError(source.name, f"permission denied: {message}",
                                hint=f"the credentials need roles/bigquery.jobUser on project {project} and "
@@ -332,8 +357,6 @@ def _source_error(source: GcpSource, exc: Exception) -> SourceError:
     if isinstance(exc, auth_exc.GoogleAuthError):
         return SourceError(source.name, f"Google authentication failed: {_first_line(exc)}")
     import concurrent.futures
-
-    import requests
 
     if isinstance(exc, (concurrent.futures.TimeoutError, TimeoutError)):
         return SourceError(source.name, f"the BigQuery job did not finish within {cfg.timeout.total_seconds():.0f} s",
@@ -351,7 +374,7 @@ def _reason(exc) -> str | None:
 
 def _api_message(exc) -> str:
     message = getattr(exc, "message", None) or str(exc)
-    return _first_line(message)
+    return _first_line(re.sub(r"^(GET|POST|PUT|PATCH|DELETE) \S+: ", "", str(message)))
 
 
 def _first_line(text: Any) -> str:
@@ -543,9 +566,3 @@ def _invoice_month(text: str | None) -> date | None:
 
 def _next_month(first: date) -> date:
     return date(first.year + first.month // 12, first.month % 12 + 1, 1)
-
-
-def _job_retry():
-    from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY
-
-    return DEFAULT_JOB_RETRY
