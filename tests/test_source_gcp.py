@@ -13,7 +13,6 @@ from decimal import Decimal
 
 import duckdb
 import pytest
-
 from conftest import run_process, write_config
 from fakes import bigquery as fake_bigquery
 
@@ -334,3 +333,13 @@ def test_unreachable_endpoint(finops, gcp_config):
     result = finops("--config", gcp_config(api_endpoint="http://127.0.0.1:9", timeout=1), "sync", *WINDOW)
     assert result.exit_code == 3
     assert "http://127.0.0.1:9" in result.stderr
+
+
+def test_a_table_that_is_not_a_billing_export_is_refused(finops, gcp_config, bq):
+    other = "billing-proj.billing.web_logs"
+    bq.add_table(other, fields=[{"name": "ts", "type": "TIMESTAMP"}, {"name": "url", "type": "STRING"}])
+    result = finops("--config", gcp_config(table=other), "sync", *WINDOW)
+    assert result.exit_code == 3
+    assert (f"{other} does not look like a Cloud Billing export: no column(s) usage_start_time, cost, "
+            "currency, service.description") in result.stderr
+    assert bq.routes() == ["tables.get"]  # nothing was queried

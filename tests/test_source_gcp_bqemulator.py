@@ -21,7 +21,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from conftest import write_config
 
 pytestmark = pytest.mark.bqemulator

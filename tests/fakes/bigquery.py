@@ -88,12 +88,13 @@ class FakeBigQuery:
     jobs: dict = field(default_factory=dict)
     url: str = ""
 
-    def add_table(self, name: str, *, detailed=False, cost_at_list=True, table_type="TABLE", partitioned=True):
+    def add_table(self, name: str, *, detailed=False, cost_at_list=True, table_type="TABLE", partitioned=True,
+                  fields: list | None = None):
         project, dataset, table = name.split(".")
+        fields = fields or billing_schema(detailed=detailed, cost_at_list=cost_at_list)
         resource = {"kind": "bigquery#table", "id": f"{project}:{dataset}.{table}", "type": table_type,
                     "tableReference": {"projectId": project, "datasetId": dataset, "tableId": table},
-                    "schema": {"fields": billing_schema(detailed=detailed, cost_at_list=cost_at_list)},
-                    "location": "US"}
+                    "schema": {"fields": fields}, "location": "US"}
         if partitioned and table_type == "TABLE":
             resource["timePartitioning"] = {"type": "DAY"}
         self.tables[f"{project}.{dataset}.{table}"] = resource

@@ -31,7 +31,8 @@ REGISTRY: dict[str, SourceType] = {
     for entry in (
         SourceType("focus", "finops_cli.sources.focus_files:FocusFileSource",
                    "FOCUS export files (CSV/Parquet)", None, "docs/sources/focus.md"),
-        SourceType("gcp", "finops_cli.sources.gcp:GcpSource", "GCP Cloud Billing export in BigQuery", "gcp", "docs/sources/gcp.md"),
+        SourceType("gcp", "finops_cli.sources.gcp:GcpSource",
+                   "GCP Cloud Billing export in BigQuery", "gcp", "docs/sources/gcp.md"),
     )
 }
 

@@ -30,7 +30,8 @@ TABLE_PATTERN = re.compile(
     r"\.(?P<dataset>[A-Za-z0-9_]{1,1024})\.(?P<table>[A-Za-z0-9_-]{1,1024})$"
 )
 PROJECT_PATTERN = re.compile(r"^(?:[a-z0-9][a-z0-9.-]*:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-SCOPES = ["https://www.googleapis.com/auth/bigquery.readonly", "https://www.googleapis.com/auth/cloud-platform"]
+SCOPES = ["https://www.googleapis.com/auth/bigquery.readonly",
+          "https://www.googleapis.com/auth/cloud-platform"]
 ON_DEMAND_USD_PER_TIB = Decimal("6.25")  # BigQuery on-demand analysis price (US multi-region)
 TRANSIENT_JOB_ERRORS = ("rateLimitExceeded", "jobRateLimitExceeded", "backendError", "internalError")
 REQUIRED_FIELDS = ("usage_start_time", "cost", "currency", "service.description")
@@ -100,15 +101,19 @@ class GcpSource(Source):
     def pull(self, window: Window | None) -> Iterator[list[dict]]:
         if window is None:  # "everything" means the lookback: a billing export can hold years
             now = utcnow()
-            window = Window(midnight((now - self.config.lookback).date()), midnight(now.date() + timedelta(days=1)))
-        bigquery = require("google.cloud.bigquery", extra="gcp", what="the gcp source (BigQuery billing export)")
+            window = Window(midnight((now - self.config.lookback).date()),
+                            midnight(now.date() + timedelta(days=1)))
+        bigquery = require("google.cloud.bigquery", extra="gcp", what="the gcp source (BigQuery export)")
         try:
             client = self._client(bigquery)
             retry = bigquery.DEFAULT_RETRY.with_timeout(self.config.timeout.total_seconds())
-            table = client.get_table(self.config.table, retry=retry)
-            query = BillingQuery.for_table(self.config.table, table)
-            for note in query.notes:
-                self.stats.notes.append(note)
+            table = self.config.table
+            query = BillingQuery.for_table(table, client.get_table(table, retry=retry))
+            if query.missing:
+                raise SourceError(self.name, f"{table} does not look like a Cloud Billing export: "
+                                  f"no column(s) {', '.join(query.missing)}",
+                                  hint="point `table` at a gcp_billing_export_v1_* or *_resource_v1_* table")
+            self.stats.notes.extend(query.notes)
             sql, params = query.sql(window, self.config.late_data)
             rows = self._run(bigquery, client, sql, params, retry)
             batch: list[dict] = []
@@ -173,7 +178,6 @@ class GcpSource(Source):
         self.stats.notes.append(f"BigQuery dry run {human_bytes(estimate)}, billed {human_bytes(billed)}")
         return rows
 
-
     def _query_with_job_retry(self, bigquery, client, sql: str, params: list, retry):
         """Run the query; a job that fails for a transient reason is re-run until ``timeout``.
 
@@ -188,7 +192,8 @@ class GcpSource(Source):
                 query_parameters=params, maximum_bytes_billed=cfg.max_bytes_billed, use_query_cache=True),
                 retry=retry, job_retry=None)
             try:
-                return job, job.result(retry=retry, timeout=max(deadline - time.monotonic(), 1), job_retry=None)
+                remaining = max(deadline - time.monotonic(), 1)
+                return job, job.result(retry=retry, timeout=remaining, job_retry=None)
             except gexc.GoogleAPICallError as exc:
                 if _reason(exc) not in TRANSIENT_JOB_ERRORS or time.monotonic() + 1 >= deadline:
                     raise
@@ -201,6 +206,7 @@ class BillingQuery:
     def __init__(self, table: str, fields: set[str], partition: str | None, notes: list[str]):
         self.table = table
         self.fields = fields
+        self.missing = [f for f in REQUIRED_FIELDS if f not in fields]
         self.partition = partition  # SQL expression of the partition column, or None (views, unpartitioned)
         self.notes = notes
         self.credit_types = CREDIT_TYPES if "credits.type" in fields else ()
@@ -208,9 +214,6 @@ class BillingQuery:
     @classmethod
     def for_table(cls, name: str, table) -> "BillingQuery":
         fields = schema_fields(table.schema)
-        missing = [f for f in REQUIRED_FIELDS if f not in fields]
-        if missing:
-            raise ValueError(f"{name} does not look like a Cloud Billing export: no column(s) {', '.join(missing)}")
         notes = []
         partitioning = getattr(table, "time_partitioning", None)
         if partitioning is None:
@@ -245,7 +248,8 @@ class BillingQuery:
         optional = (
             ("billing_account_id", "billing_account_id"), ("invoice.month", "invoice_month"),
             ("cost_type", "cost_type"), ("service.id", "service_id"), ("sku.id", "sku_id"),
-            ("sku.description", "sku_description"), ("project.id", "project_id"), ("project.name", "project_name"),
+            ("sku.description", "sku_description"), ("project.id", "project_id"),
+            ("project.name", "project_name"),
             ("location.location", "location_name"), ("location.region", "region"), ("location.zone", "zone"),
             ("usage.unit", "usage_unit"), ("usage.pricing_unit", "pricing_unit"),
             ("resource.name", "resource_name"), ("resource.global_name", "resource_global_name"),
@@ -258,11 +262,11 @@ class BillingQuery:
         measures.append("SUM(CAST(cost AS NUMERIC)) AS cost")
         if self.has("cost_at_list"):
             measures.append("SUM(CAST(cost_at_list AS NUMERIC)) AS cost_at_list")
+        credit_sum = "SUM((SELECT SUM(CAST(c.amount AS NUMERIC)) FROM UNNEST(credits) AS c{}))"
         if self.has("credits.amount"):
-            measures.append("SUM((SELECT SUM(CAST(c.amount AS NUMERIC)) FROM UNNEST(credits) AS c)) AS credits_total")
+            measures.append(credit_sum.format("") + " AS credits_total")
         for i, _ in enumerate(self.credit_types):
-            measures.append(f"SUM((SELECT SUM(CAST(c.amount AS NUMERIC)) FROM UNNEST(credits) AS c "
-                            f"WHERE c.type = @credit_type_{i})) AS credit_{i}")
+            measures.append(credit_sum.format(f" WHERE c.type = @credit_type_{i}") + f" AS credit_{i}")
         if self.has("usage.amount"):
             measures.append("SUM(CAST(usage.amount AS NUMERIC)) AS usage_amount")
         if self.has("usage.amount_in_pricing_units"):
@@ -275,8 +279,10 @@ class BillingQuery:
         if self.partition:
             # A usage day is never exported before it starts; late rows and corrections come after it.
             where += [f"{self.partition} >= @partition_from", f"{self.partition} < @partition_to"]
-            params += [bigquery.ScalarQueryParameter("partition_from", "TIMESTAMP", start - timedelta(days=1)),
-                       bigquery.ScalarQueryParameter("partition_to", "TIMESTAMP", end + late_data)]
+            params += [
+                bigquery.ScalarQueryParameter("partition_from", "TIMESTAMP", start - timedelta(days=1)),
+                bigquery.ScalarQueryParameter("partition_to", "TIMESTAMP", end + late_data),
+            ]
         params += [bigquery.ScalarQueryParameter(f"credit_type_{i}", "STRING", kind)
                    for i, kind in enumerate(self.credit_types)]
         sql = (
@@ -313,21 +319,22 @@ def _utc(moment: datetime) -> datetime:
 
 def _source_error(source: GcpSource, exc: Exception) -> SourceError:
     """One clear line for what went wrong, naming the table, project and what to do."""
+    import concurrent.futures
+
+    import requests
     from google.api_core import exceptions as gexc
     from google.auth import exceptions as auth_exc
 
     cfg = source.config
     project = cfg.billing_project or cfg.table_project
-    if isinstance(exc, ValueError) and "Cloud Billing export" in str(exc):
-        return SourceError(source.name, str(exc), hint="point `table` at gcp_billing_export_v1_* or *_resource_v1_*")
-    import requests
+    endpoint = cfg.api_endpoint or "bigquery.googleapis.com"
+    seconds = f"{cfg.timeout.total_seconds():.0f} s"
 
     if isinstance(exc, gexc.RetryError):
         cause = exc.cause if isinstance(exc.cause, Exception) else None
-        seconds = f"{cfg.timeout.total_seconds():.0f} s"
         if isinstance(cause, requests.exceptions.RequestException):
-            return SourceError(source.name, f"cannot reach BigQuery at {cfg.api_endpoint or 'bigquery.googleapis.com'}"
-                               f" ({type(cause).__name__}, retried for {seconds})")
+            return SourceError(source.name, f"cannot reach BigQuery at {endpoint} "
+                               f"({type(cause).__name__}, retried for {seconds})")
         what = _api_message(cause) if cause else "no answer"
         return SourceError(source.name, f"BigQuery kept refusing for {seconds} (rate limit or quota): {what}",
                            hint="try again later, or raise `timeout` for this source")
@@ -335,11 +342,13 @@ def _source_error(source: GcpSource, exc: Exception) -> SourceError:
         reason = _reason(exc)
         message = _api_message(exc)
         if reason == "bytesBilledLimitExceeded":
-            return SourceError(source.name, f"BigQuery refused the query: it would bill more than max_bytes_billed "
-                               f"({human_bytes(cfg.max_bytes_billed or 0)}): {message}")
+            limit = human_bytes(cfg.max_bytes_billed or 0)
+            return SourceError(source.name, f"BigQuery refused the query: it would bill more than "
+                               f"max_bytes_billed ({limit}): {message}")
         if isinstance(exc, gexc.NotFound):
-            return SourceError(source.name, f"not found: {message} (table {cfg.table}, jobs in project {project}"
-                               + (f", location {cfg.location}" if cfg.location else "") + ")",
+            where = f"table {cfg.table}, jobs in project {project}" + (
+                f", location {cfg.location}" if cfg.location else "")
+            return SourceError(source.name, f"not found: {message} ({where})",
                                hint="check `table` and `location`: the billing dataset's location must match")
         if reason in ("quotaExceeded", "rateLimitExceeded") or isinstance(exc, gexc.TooManyRequests):
             return SourceError(source.name, f"BigQuery quota or rate limit: {message}",
@@ -356,14 +365,11 @@ def _source_error(source: GcpSource, exc: Exception) -> SourceError:
                            hint="run `gcloud auth application-default login`, or set credentials_file")
     if isinstance(exc, auth_exc.GoogleAuthError):
         return SourceError(source.name, f"Google authentication failed: {_first_line(exc)}")
-    import concurrent.futures
-
     if isinstance(exc, (concurrent.futures.TimeoutError, TimeoutError)):
-        return SourceError(source.name, f"the BigQuery job did not finish within {cfg.timeout.total_seconds():.0f} s",
+        return SourceError(source.name, f"the BigQuery job did not finish within {seconds}",
                            hint="raise `timeout` for this source, or sync a shorter window")
     if isinstance(exc, requests.exceptions.RequestException):
-        where = cfg.api_endpoint or "bigquery.googleapis.com"
-        return SourceError(source.name, f"cannot reach BigQuery at {where}: {type(exc).__name__}")
+        return SourceError(source.name, f"cannot reach BigQuery at {endpoint}: {type(exc).__name__}")
     return SourceError(source.name, f"{type(exc).__name__}: {_first_line(exc)}")
 
 
@@ -385,9 +391,9 @@ def _first_line(text: Any) -> str:
 # -- FOCUS mapping (docs/sources/gcp.md explains every rule) --------------------------------
 
 # Credit types reported separately in x_Properties; any other type still counts in BilledCost.
-CREDIT_TYPES = ("SUSTAINED_USAGE_DISCOUNT", "COMMITTED_USAGE_DISCOUNT", "COMMITTED_USAGE_DISCOUNT_DOLLAR_BASE",
-                "DISCOUNT", "FREE_TIER", "PROMOTION", "SUBSCRIPTION_BENEFIT", "RESELLER_MARGIN",
-                "FEE_UTILIZATION_OFFSET")
+CREDIT_TYPES = ("SUSTAINED_USAGE_DISCOUNT", "COMMITTED_USAGE_DISCOUNT",
+                "COMMITTED_USAGE_DISCOUNT_DOLLAR_BASE", "DISCOUNT", "FREE_TIER", "PROMOTION",
+                "SUBSCRIPTION_BENEFIT", "RESELLER_MARGIN", "FEE_UTILIZATION_OFFSET")
 COMMITTED_CREDITS = ("COMMITTED_USAGE_DISCOUNT", "COMMITTED_USAGE_DISCOUNT_DOLLAR_BASE")
 PROJECT_PREFIX = "project:"
 SYSTEM_PREFIX = "goog-system:"
@@ -436,12 +442,13 @@ def record_from_row(row: Any, query: BillingQuery) -> dict[str, Any]:
     """One aggregated export row -> one FOCUS record (money as Decimal, straight from NUMERIC)."""
     get = row.get
     day = get("usage_day")
+    sku = get("sku_description")
     cost = _money(get("cost"))
     credits = _money(get("credits_total"))
     billed = cost + credits
     list_cost = _money(get("cost_at_list")) if get("cost_at_list") is not None else cost
     by_type = {kind: _money(get(f"credit_{i}")) for i, kind in enumerate(query.credit_types)}
-    category = _charge_category(get("cost_type"), get("sku_description"))
+    category = _charge_category(get("cost_type"), sku)
     service = get("service_name")
     service_category, subcategory = SERVICES.get(service, ("Other", "Other (Other)"))
     invoice_start = _invoice_month(get("invoice_month")) or day.replace(day=1)
@@ -449,6 +456,9 @@ def record_from_row(row: Any, query: BillingQuery) -> dict[str, Any]:
     region = get("region") or (location if location not in (None, "global") else None)
     resource_id = get("resource_global_name") or get("resource_name")
     usage_like = category in ("Usage", "Purchase")
+    priced = usage_like and get("pricing_amount") is not None
+    consumed = category == "Usage" and get("usage_amount") is not None
+    has_list = get("cost_at_list") is not None
     properties = {"service_id": get("service_id"), "invoice_month": get("invoice_month"),
                   "cost_type": get("cost_type"), "location": location}
     properties.update({f"credits.{kind}": str(amount) for kind, amount in by_type.items() if amount})
@@ -470,14 +480,14 @@ def record_from_row(row: Any, query: BillingQuery) -> dict[str, Any]:
         "ChargeCategory": category,
         "ChargeFrequency": {"Usage": "Usage-Based", "Purchase": "Recurring", "Tax": "Recurring"}.get(
             category, "One-Time"),
-        "ChargeDescription": get("sku_description") or service,
-        "PricingCategory": _pricing_category(category, get("sku_description"), by_type) if usage_like else None,
+        "ChargeDescription": sku or service,
+        "PricingCategory": _pricing_category(category, sku, by_type) if usage_like else None,
         "ServiceName": service,
         "ServiceCategory": service_category,
         "ServiceSubcategory": subcategory,
         "SkuId": get("sku_id") if usage_like else None,
         "SkuPriceId": get("sku_id") if usage_like else None,
-        "SkuMeter": get("sku_description") if usage_like and get("sku_id") else None,
+        "SkuMeter": sku if usage_like and get("sku_id") else None,
         "SubAccountId": get("project_id"),
         "SubAccountName": get("project_name") if get("project_id") else None,
         "SubAccountType": "Project" if get("project_id") else None,
@@ -487,17 +497,18 @@ def record_from_row(row: Any, query: BillingQuery) -> dict[str, Any]:
         "ResourceId": resource_id,
         "ResourceName": get("resource_name") if resource_id else None,
         "ResourceType": _resource_type(get("resource_global_name")) if resource_id else None,
-        "ConsumedQuantity": _quantity(get("usage_amount")) if category == "Usage" else None,
-        "ConsumedUnit": get("usage_unit") if category == "Usage" and get("usage_amount") is not None else None,
-        "PricingQuantity": _quantity(get("pricing_amount")) if usage_like else None,
-        "PricingUnit": get("pricing_unit") if usage_like and get("pricing_amount") is not None else None,
+        "ConsumedQuantity": _money(get("usage_amount")) if consumed else None,
+        "ConsumedUnit": get("usage_unit") if consumed else None,
+        "PricingQuantity": _money(get("pricing_amount")) if priced else None,
+        "PricingUnit": get("pricing_unit") if priced else None,
         "ProviderName": PROVIDER,
         "PublisherName": PROVIDER,
         "InvoiceIssuerName": PROVIDER,
         "ServiceProviderName": PROVIDER,
         "HostProviderName": PROVIDER,
-        "Tags": tags_from_labels(get("labels"), get("project_labels"), get("system_labels"), get("resource_tags")),
-        "x_CostBasis": None if get("cost_at_list") is not None else "ListCost=ContractedCost (no cost_at_list)",
+        "Tags": tags_from_labels(get("labels"), get("project_labels"), get("system_labels"),
+                                 get("resource_tags")),
+        "x_CostBasis": None if has_list else "ListCost=ContractedCost (no cost_at_list)",
         "x_Properties": {k: str(v) for k, v in properties.items() if v is not None},
     }
 
@@ -549,13 +560,12 @@ def _resource_type(global_name: str | None) -> str | None:
 
 
 def _money(value: Any) -> Decimal:
+    """NUMERIC results arrive as Decimal; anything else goes through its exact text (never a float sum)."""
     if value is None:
         return Decimal(0)
-    return value if isinstance(value, Decimal) else Decimal(repr(value) if isinstance(value, float) else str(value))
-
-
-def _quantity(value: Any) -> Decimal | None:
-    return None if value is None else _money(value)
+    if isinstance(value, Decimal):
+        return value
+    return Decimal(repr(value) if isinstance(value, float) else str(value))
 
 
 def _invoice_month(text: str | None) -> date | None:
