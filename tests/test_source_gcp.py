@@ -343,3 +343,12 @@ def test_a_table_that_is_not_a_billing_export_is_refused(finops, gcp_config, bq)
     assert (f"{other} does not look like a Cloud Billing export: no column(s) usage_start_time, cost, "
             "currency, service.description") in result.stderr
     assert bq.routes() == ["tables.get"]  # nothing was queried
+
+
+def test_table_partitioned_on_a_column_is_pruned_on_that_column(finops, gcp_config, bq):
+    copy = "billing-proj.billing.billing_copy"
+    bq.add_table(copy)
+    bq.tables[copy]["timePartitioning"] = {"type": "DAY", "field": "export_time"}
+    assert finops("--config", gcp_config(table=copy), "sync", *WINDOW).exit_code == 0
+    job = bq.queries()[1]["configuration"]["query"]
+    assert "`export_time` >= @partition_from" in job["query"] and "_PARTITIONTIME" not in job["query"]

@@ -203,11 +203,12 @@ class GcpSource(Source):
 class BillingQuery:
     """The aggregate query for one table, shaped by the columns that table really has."""
 
-    def __init__(self, table: str, fields: set[str], partition: str | None, notes: list[str]):
+    def __init__(self, table: str, fields: dict[str, str], partition: tuple[str, str] | None,
+                 notes: list[str]):
         self.table = table
-        self.fields = fields
+        self.fields = fields  # dotted column path -> BigQuery type
         self.missing = [f for f in REQUIRED_FIELDS if f not in fields]
-        self.partition = partition  # SQL expression of the partition column, or None (views, unpartitioned)
+        self.partition = partition  # (column SQL, type); None for views and unpartitioned tables
         self.notes = notes
         self.credit_types = CREDIT_TYPES if "credits.type" in fields else ()
 
@@ -220,10 +221,12 @@ class BillingQuery:
             partition = None
             kind = "view" if getattr(table, "table_type", "") == "VIEW" else "unpartitioned table"
             notes.append(f"{kind}: no partition pruning")
-        elif partitioning.field:
-            partition = f"TIMESTAMP(`{partitioning.field}`)" if partitioning.field in fields else None
+        elif partitioning.field:  # partitioned on a column: compare it as it is, or pruning is lost
+            column = partitioning.field
+            partition = (f"`{column}`", fields[column]) if re.fullmatch(r"\w+", column) and fields.get(
+                column) in ("TIMESTAMP", "DATE", "DATETIME") else None
         else:
-            partition = "_PARTITIONTIME"
+            partition = ("_PARTITIONTIME", "TIMESTAMP")
         if "resource.global_name" in fields or "resource.name" in fields:
             notes.append("detailed export (resource level)")
         return cls(name, fields, partition, notes)
@@ -278,11 +281,12 @@ class BillingQuery:
         where = ["usage_start_time >= @start", "usage_start_time < @end"]
         if self.partition:
             # A usage day is never exported before it starts; late rows and corrections come after it.
-            where += [f"{self.partition} >= @partition_from", f"{self.partition} < @partition_to"]
-            params += [
-                bigquery.ScalarQueryParameter("partition_from", "TIMESTAMP", start - timedelta(days=1)),
-                bigquery.ScalarQueryParameter("partition_to", "TIMESTAMP", end + late_data),
-            ]
+            column, kind = self.partition
+            where += [f"{column} >= @partition_from", f"{column} < @partition_to"]
+            bounds = {"partition_from": start - timedelta(days=1), "partition_to": end + late_data}
+            for name, moment in bounds.items():
+                value = {"DATE": moment.date(), "DATETIME": moment.replace(tzinfo=None)}.get(kind, moment)
+                params.append(bigquery.ScalarQueryParameter(name, kind, value))
         params += [bigquery.ScalarQueryParameter(f"credit_type_{i}", "STRING", kind)
                    for i, kind in enumerate(self.credit_types)]
         sql = (
@@ -293,14 +297,14 @@ class BillingQuery:
         return sql, params
 
 
-def schema_fields(schema, prefix: str = "") -> set[str]:
-    """Dotted paths of every (nested) column: ``cost``, ``project.labels.key``, ``credits.type``."""
-    out = set()
+def schema_fields(schema, prefix: str = "") -> dict[str, str]:
+    """Dotted paths of every (nested) column and their types: ``project.labels.key: STRING``."""
+    out = {}
     for field in schema:
         path = prefix + field.name
-        out.add(path)
+        out[path] = field.field_type
         if field.fields:
-            out |= schema_fields(field.fields, path + ".")
+            out.update(schema_fields(field.fields, path + "."))
     return out
 
 
