@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from decimal import Decimal
 
 import duckdb
@@ -352,3 +354,15 @@ def test_table_partitioned_on_a_column_is_pruned_on_that_column(finops, gcp_conf
     assert finops("--config", gcp_config(table=copy), "sync", *WINDOW).exit_code == 0
     job = bq.queries()[1]["configuration"]["query"]
     assert "`export_time` >= @partition_from" in job["query"] and "_PARTITIONTIME" not in job["query"]
+
+
+def test_missing_gcp_extra_prints_the_install_line(gcp_config):
+    config = gcp_config()
+    block = ("import sys\n"
+             "sys.modules['google.cloud.bigquery'] = None  # as if finops-cli[gcp] were not installed\n"
+             "from finops_cli.cli.main import run\n"
+             "run(sys.argv[1:])\n")
+    proc = subprocess.run([sys.executable, "-c", block, "-c", str(config), "sync", *WINDOW],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert 'pip install "finops-cli[gcp]"' in proc.stderr and "Traceback" not in proc.stderr
