@@ -123,6 +123,11 @@ def test_team_resolves_from_gcp_labels_and_project_labels(finops, gcp_config, tm
     document = json.loads(result.stdout)
     by_team = {row["team"]: Decimal(row["cost"]) for row in document["rows"]}
     assert by_team == BILLED_BY_TEAM
+    # Credits per type stay queryable: the free-tier credit wiped the BigQuery row.
+    result = finops("--config", config, "report", "--by", "x:credits.FREE_TIER", "--by", "service", "--cost",
+                    "contracted", *WINDOW, "--no-refresh", "--format", "json")
+    rows = {(r["x:credits.FREE_TIER"], r["service"]): Decimal(r["cost"]) for r in json.loads(result.stdout)["rows"]}
+    assert rows[("-45.000001", "BigQuery")] == Decimal("45.000001")
 
 
 def test_focus_mapping_of_charges_credits_and_tags(finops, gcp_config, tmp_path):
@@ -366,3 +371,15 @@ def test_missing_gcp_extra_prints_the_install_line(gcp_config):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert 'pip install "finops-cli[gcp]"' in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("keys, message", [
+    ({"api_endpoint": "127.0.0.1:9050"}, "sources[0].api_endpoint: '127.0.0.1:9050' is not a URL"),
+    ({"credentials_file": "key.json"}, "credentials_file cannot be used with credentials: anonymous"),
+    ({"billing_project": "Not_A_Project"}, "sources[0].billing_project: 'Not_A_Project' is not a GCP project id"),
+    ({"partition_days": 3}, "unknown key 'partition_days'"),
+])
+def test_config_mistakes_are_config_errors(finops, gcp_config, keys, message):
+    result = finops("--config", gcp_config(**keys), "config", "validate")
+    assert result.exit_code == 2
+    assert message in result.stderr and "finops.yaml:" in result.stderr

@@ -198,3 +198,36 @@ sources:
                     "--format", "json")
     assert report.exit_code == 0, report.stderr
     assert {row["team"]: Decimal(row["cost"]) for row in json.loads(report.stdout)["rows"]} == BILLED_BY_TEAM
+
+
+DETAILED = f"{PROJECT}.billing.gcp_billing_export_resource_v1_0000AA_BBBBBB_CCCCCC"
+VM = "//compute.googleapis.com/projects/search-prod/zones/us-central1-a/instances/4242"
+
+
+def test_detailed_export_keeps_resources_apart(finops, emulator, tmp_path):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    client = bigquery.Client(project=PROJECT, credentials=AnonymousCredentials(),
+                             client_options={"api_endpoint": emulator})
+    client.create_dataset("billing", exists_ok=True)
+    resource = bigquery.SchemaField("resource", "RECORD", fields=[bigquery.SchemaField("name", "STRING"),
+                                                                  bigquery.SchemaField("global_name", "STRING")])
+    table = bigquery.Table(DETAILED, schema=[*_schema(bigquery), resource])
+    table.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY)
+    client.create_table(table, exists_ok=True)
+    lines = [{**_line(DAY1, h, "Compute Engine", "N1 core", 0.25, labels=[("team", "search")]),
+              "resource": {"name": "search-vm", "global_name": VM}} for h in range(4)]
+    lines.append({**_line(DAY1, 0, "Compute Engine", "N1 core", 0.5, labels=[("team", "search")]),
+                  "resource": {"name": "other-vm", "global_name": VM.replace("4242", "4343")}})
+    assert client.insert_rows_json(DETAILED, lines) == []
+    config = write_config(tmp_path, f"store: {tmp_path / 'store.duckdb'}\nsources:\n  - name: gcp-detailed\n"
+                                    f"    type: gcp\n    table: {DETAILED}\n    credentials: anonymous\n"
+                                    f"    api_endpoint: {emulator}\n    timeout: 60\n")
+    result = finops("--config", config, "sync", "--start", DAY1.isoformat(), "--end", DAY2.isoformat())
+    assert result.exit_code == 0, result.stderr
+    with duckdb.connect(str(tmp_path / "store.duckdb"), read_only=True) as con:
+        rows = con.execute("SELECT ResourceId, ResourceName, ResourceType, BilledCost FROM costs "
+                           "ORDER BY ResourceName").fetchall()
+    assert rows == [(VM.replace("4242", "4343"), "other-vm", "compute.googleapis.com/instances", Decimal("0.5")),
+                    (VM, "search-vm", "compute.googleapis.com/instances", Decimal("1"))]

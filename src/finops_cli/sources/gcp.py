@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from finops_cli.errors import SourceError, require
 from finops_cli.periods import Window, midnight, utcnow
@@ -59,15 +59,28 @@ class GcpConfig(SourceConfig):
     def _table(cls, value: str) -> str:
         text = value.strip().strip("`")
         if not TABLE_PATTERN.match(text):
-            raise ValueError(f"{value!r} is not a fully qualified table name project.dataset.table "
+            raise _invalid(f"{value!r} is not a fully qualified table name project.dataset.table "
                              f"(e.g. my-billing-proj.billing.gcp_billing_export_v1_0000AA_BBBBBB_CCCCCC)")
         return text
+
+    @field_validator("api_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise _invalid(f"{value!r} is not a URL (expected e.g. http://127.0.0.1:9050, with the scheme)")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> "GcpConfig":
+        if self.credentials == "anonymous" and self.credentials_file:
+            raise _invalid("credentials_file cannot be used with credentials: anonymous")
+        return self
 
     @field_validator("billing_project")
     @classmethod
     def _project(cls, value: str | None) -> str | None:
         if value is not None and not PROJECT_PATTERN.match(value):
-            raise ValueError(f"{value!r} is not a GCP project id")
+            raise _invalid(f"{value!r} is not a GCP project id")
         return value
 
     @field_validator("max_bytes_billed", mode="before")
@@ -77,7 +90,7 @@ class GcpConfig(SourceConfig):
             return value
         m = _SIZE.match(str(value))
         if not m:
-            raise ValueError(f"{value!r} is not a size (expected bytes or e.g. 500MB, 20GiB, 1TiB)")
+            raise _invalid(f"{value!r} is not a size (expected bytes or e.g. 500MB, 20GiB, 1TiB)")
         return int(Decimal(m.group(1)) * _UNITS[(m.group(2) or "b").lower()])
 
     @field_validator("late_data", "timeout", mode="before")
@@ -89,6 +102,13 @@ class GcpConfig(SourceConfig):
     @property
     def table_project(self) -> str:
         return self.table.rsplit(".", 2)[0]
+
+
+def _invalid(message: str) -> Exception:
+    """A validation error whose text is just ``message`` (pydantic would prefix "Value error, ")."""
+    from pydantic_core import PydanticCustomError
+
+    return PydanticCustomError("invalid", "{message}", {"message": message})
 
 
 class GcpSource(Source):
