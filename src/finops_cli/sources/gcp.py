@@ -166,7 +166,11 @@ class GcpSource(Source):
                 raise SourceError(self.name, f"credentials_file {str(path)!r} does not exist")
             credentials, _ = google_auth.load_credentials_from_file(str(path), scopes=SCOPES)
         else:
-            credentials, _ = google_auth.default(scopes=SCOPES)
+            import warnings
+
+            with warnings.catch_warnings():  # "end user credentials without a quota project": noise here
+                warnings.simplefilter("ignore", UserWarning)
+                credentials, _ = google_auth.default(scopes=SCOPES)
         session = AuthorizedSession(credentials)
         session.hooks["response"].append(self._count_request)
         options = {"api_endpoint": cfg.api_endpoint} if cfg.api_endpoint else None
