@@ -124,6 +124,7 @@ class GcpSource(Source):
             window = Window(midnight((now - self.config.lookback).date()),
                             midnight(now.date() + timedelta(days=1)))
         bigquery = require("google.cloud.bigquery", extra="gcp", what="the gcp source (BigQuery export)")
+        client = None
         try:
             client = self._client(bigquery)
             retry = bigquery.DEFAULT_RETRY.with_timeout(self.config.timeout.total_seconds())
@@ -147,6 +148,9 @@ class GcpSource(Source):
             raise
         except Exception as exc:  # SDK, auth and transport errors become one clear line
             raise _source_error(self, exc) from exc
+        finally:
+            if client is not None:
+                client.close()
 
     # -- BigQuery -------------------------------------------------------------------------
     def _client(self, bigquery):
