@@ -57,7 +57,8 @@ def fixture_rows():
          "sku_description": "Commitment v1: Cpu in Americas for 1 Year", "project_id": "search-prod",
          "project_name": "Search", "region": "us-central1", "cost": "50"},
         {**base, "usage_day": "2024-01-03", "service_name": "Compute Engine", "cost_type": "adjustment",
-         "sku_description": "Adjustment for billing error", "project_id": "search-prod", "cost": "-5.25"},
+         "sku_description": "Adjustment for billing error", "project_id": "search-prod", "cost": "-5.25",
+         "invoice_month": "202402"},
         {**base, "usage_day": "2024-01-03", "service_name": "Vertex AI", "sku_id": "FA11-0000-0001",
          "sku_description": "Gemini 1.5 Pro input tokens", "project_id": "ml-lab", "project_name": "ML Lab",
          "labels": kv(team="ml"), "cost": "20", "credits_total": "-7.77", PROMOTION: "-7"},
@@ -153,7 +154,10 @@ def test_focus_mapping_of_charges_credits_and_tags(finops, gcp_config, tmp_path)
     assert rows["Spot Preemptible N2 Instance Core running in Americas"][2] == "Dynamic"
     assert rows["Tax"][:3] == ("Tax", "Recurring", None) and rows["Tax"][5] is None
     assert rows["Commitment v1: Cpu in Americas for 1 Year"][:2] == ("Purchase", "Recurring")
-    assert rows["Adjustment for billing error"][0] == "Adjustment"
+    adjustment = store_rows(tmp_path, "SELECT ChargeCategory, ChargeClass, BillingPeriodStart FROM costs "
+                                      "WHERE ChargeDescription = 'Adjustment for billing error'")
+    assert [(a, b, str(c)) for a, b, c in adjustment] == [("Adjustment", "Correction", "2024-02-01 00:00:00")]
+    assert store_rows(tmp_path, "SELECT count(*) FROM costs WHERE ChargeClass IS NOT NULL") == [(1,)]
     storage = rows["Standard Storage US Multi-region"]
     assert storage[7] == "us" and storage[8] == {"team": "ads", "project:team": "ads"}
     gemini = rows["Gemini 1.5 Pro input tokens"]

@@ -483,7 +483,8 @@ def record_from_row(row: Any, query: BillingQuery) -> dict[str, Any]:
     category = _charge_category(get("cost_type"), sku)
     service = get("service_name")
     service_category, subcategory = SERVICES.get(service, ("Other", "Other (Other)"))
-    invoice_start = _invoice_month(get("invoice_month")) or day.replace(day=1)
+    usage_month = day.replace(day=1)
+    invoice_start = _invoice_month(get("invoice_month")) or usage_month
     location = get("location_name")
     region = get("region") or (location if location not in (None, "global") else None)
     resource_id = get("resource_global_name") or get("resource_name")
@@ -510,6 +511,8 @@ def record_from_row(row: Any, query: BillingQuery) -> dict[str, Any]:
         "BilledCost": billed,
         "EffectiveCost": billed,
         "ChargeCategory": category,
+        # An adjustment invoiced in a later month than its usage corrects an already invoiced period.
+        "ChargeClass": "Correction" if category == "Adjustment" and invoice_start > usage_month else None,
         "ChargeFrequency": {"Usage": "Usage-Based", "Purchase": "Recurring", "Tax": "Recurring"}.get(
             category, "One-Time"),
         "ChargeDescription": sku or service,
