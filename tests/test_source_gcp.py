@@ -33,23 +33,29 @@ def fixture_rows():
     return [
         {**base, "usage_day": "2024-01-01", "service_name": "Compute Engine", "service_id": "6F81-5844-456A",
          "sku_id": "2E27-4F75-95CD", "sku_description": "N1 Predefined Instance Core running in Americas",
-         "project_id": "search-prod", "project_name": "Search", "region": "us-central1", "zone": "us-central1-a",
-         "location_name": "us-central1", "usage_unit": "seconds", "pricing_unit": "hour",
-         "labels": kv(team="search", env="prod"), "project_labels": kv(team="search-platform", cost_center="cc-1"),
+         "project_id": "search-prod", "project_name": "Search", "region": "us-central1",
+         "zone": "us-central1-a", "location_name": "us-central1", "usage_unit": "seconds",
+         "pricing_unit": "hour",
+         "labels": kv(team="search", env="prod"),
+         "project_labels": kv(team="search-platform", cost_center="cc-1"),
          "system_labels": [{"key": "compute.googleapis.com/machine_spec", "value": "n1-standard-4"}],
-         "cost": "100.123456", "cost_at_list": "120.000001", "credits_total": "-30.5", SUD: "-20.5", CUD: "-10",
+         "cost": "100.123456", "cost_at_list": "120.000001", "credits_total": "-30.5",
+         SUD: "-20.5", CUD: "-10",
          "usage_amount": "86400", "pricing_amount": "24"},
         {**base, "usage_day": "2024-01-01", "service_name": "Cloud Storage", "sku_id": "E5F0-6A5D-7BAD",
-         "sku_description": "Standard Storage US Multi-region", "project_id": "ads-prod", "project_name": "Ads",
+         "sku_description": "Standard Storage US Multi-region", "project_id": "ads-prod",
+         "project_name": "Ads",
          "location_name": "us", "labels": [], "project_labels": kv(team="ads"),
          "cost": "12.5", "cost_at_list": "12.5", "usage_amount": "1000", "pricing_amount": "0.5"},
         {**base, "usage_day": "2024-01-02", "service_name": "BigQuery", "sku_id": "3362-E469-6BEF",
-         "sku_description": "Analysis", "project_id": "ads-prod", "project_name": "Ads", "location_name": "US",
+         "sku_description": "Analysis", "project_id": "ads-prod", "project_name": "Ads",
+         "location_name": "US",
          "labels": kv(team="ads-analytics"), "project_labels": kv(team="ads"),
          "cost": "45.000001", "credits_total": "-45.000001", FREE_TIER: "-45.000001"},
         {**base, "usage_day": "2024-01-02", "service_name": "Compute Engine", "sku_id": "A1B2-C3D4-E5F6",
-         "sku_description": "Spot Preemptible N2 Instance Core running in Americas", "project_id": "search-prod",
-         "project_name": "Search", "region": "us-east1", "labels": kv(team="search"),
+         "sku_description": "Spot Preemptible N2 Instance Core running in Americas",
+         "project_id": "search-prod", "project_name": "Search", "region": "us-east1",
+         "labels": kv(team="search"),
          "cost": "3.3", "cost_at_list": "10", "usage_amount": "3600", "pricing_amount": "1"},
         {**base, "usage_day": "2024-01-03", "service_name": "Invoice", "sku_description": "Tax",
          "cost_type": "tax", "cost": "8.47"},
@@ -109,7 +115,8 @@ def test_sync_stores_exact_totals_of_the_export(finops, gcp_config, tmp_path, bq
     assert result.exit_code == 0, result.stderr
     assert totals(tmp_path) == (8, CONTRACTED, BILLED, BILLED, LIST)
     # tables.get, dry run, jobs.insert, getQueryResults (wait) and one page of rows.
-    assert bq.routes() == ["tables.get", "jobs.insert(dry)", "jobs.insert", "getQueryResults", "getQueryResults"]
+    assert bq.routes() == ["tables.get", "jobs.insert(dry)", "jobs.insert", "getQueryResults",
+                           "getQueryResults"]
     assert "5 API requests" in result.stderr
     assert "123,456,789 bytes processed" in result.stderr
     assert "BigQuery dry run 117.7 MiB, billed 119.0 MiB" in result.stderr
@@ -127,7 +134,8 @@ def test_team_resolves_from_gcp_labels_and_project_labels(finops, gcp_config, tm
     # Credits per type stay queryable: the free-tier credit wiped the BigQuery row.
     result = finops("--config", config, "report", "--by", "x:credits.FREE_TIER", "--by", "service", "--cost",
                     "contracted", *WINDOW, "--no-refresh", "--format", "json")
-    rows = {(r["x:credits.FREE_TIER"], r["service"]): Decimal(r["cost"]) for r in json.loads(result.stdout)["rows"]}
+    rows = {(r["x:credits.FREE_TIER"], r["service"]): Decimal(r["cost"])
+            for r in json.loads(result.stdout)["rows"]}
     assert rows[("-45.000001", "BigQuery")] == Decimal("45.000001")
 
 
@@ -136,7 +144,8 @@ def test_focus_mapping_of_charges_credits_and_tags(finops, gcp_config, tmp_path)
     rows = {r[0]: r[1:] for r in store_rows(tmp_path, """
         SELECT ChargeDescription, ChargeCategory, ChargeFrequency, PricingCategory, BilledCost, ListCost,
                SubAccountId, SubAccountName, RegionId, Tags, x_Properties, ChargePeriodStart, ChargePeriodEnd,
-               BillingPeriodStart, ServiceCategory, ConsumedQuantity, ConsumedUnit, PricingQuantity, PricingUnit
+               BillingPeriodStart, ServiceCategory, ConsumedQuantity, ConsumedUnit, PricingQuantity,
+               PricingUnit
         FROM costs""")}
     vm = rows["N1 Predefined Instance Core running in Americas"]
     assert vm[:7] == ("Usage", "Usage-Based", "Committed", Decimal("69.623456"), Decimal("120.000001"),
@@ -240,10 +249,12 @@ def test_permission_denied_names_the_roles_needed(finops, gcp_config, bq):
 
 
 def test_rate_limit_is_retried(finops, gcp_config, tmp_path, bq):
-    bq.fail("jobs.insert", 403, "rateLimitExceeded", "Exceeded rate limits: too many concurrent queries", times=1)
+    bq.fail("jobs.insert", 403, "rateLimitExceeded", "Exceeded rate limits: too many concurrent queries",
+            times=1)
     result = finops("--config", gcp_config(), "sync", *WINDOW)
     assert result.exit_code == 0, result.stderr
-    assert bq.routes()[:4] == ["tables.get", "jobs.insert(dry)", "jobs.insert", "jobs.insert"]  # failed, retried
+    # The first jobs.insert failed and was retried.
+    assert bq.routes()[:4] == ["tables.get", "jobs.insert(dry)", "jobs.insert", "jobs.insert"]
     assert totals(tmp_path)[2] == BILLED
 
 
@@ -270,7 +281,8 @@ def test_restatement_window_rereads_recent_days_and_replaces_them(finops, gcp_co
     config = gcp_config()
     assert finops("--config", config, "sync", *WINDOW).exit_code == 0
     # Two days later, day 3 was restated: the VM row grew by 1.000001 and the tax row vanished.
-    bq.result_rows = [dict(r) for r in fixture_rows() if r["usage_day"] == "2024-01-03" and r["cost_type"] != "tax"]
+    bq.result_rows = [dict(r) for r in fixture_rows()
+                      if r["usage_day"] == "2024-01-03" and r["cost_type"] != "tax"]
     monkeypatch.setenv("FINOPS_NOW", "2024-01-05T08:00:00")
     bq.log.clear()
     assert finops("--config", config, "sync").exit_code == 0
@@ -300,7 +312,8 @@ def test_detailed_export_fills_resource_columns(finops, gcp_config, tmp_path, bq
                                                "us-central1-a/instances/1234567890"}]
     result = finops("--config", gcp_config(table=detailed), "sync", *WINDOW)
     assert result.exit_code == 0, result.stderr
-    assert "resource.global_name AS resource_global_name" in bq.queries()[1]["configuration"]["query"]["query"]
+    sql = bq.queries()[1]["configuration"]["query"]["query"]
+    assert "resource.global_name AS resource_global_name" in sql
     assert store_rows(tmp_path, "SELECT ResourceId, ResourceName, ResourceType FROM costs") == [
         ("//compute.googleapis.com/projects/search-prod/zones/us-central1-a/instances/1234567890",
          "search-vm-1", "compute.googleapis.com/instances")]
@@ -380,7 +393,8 @@ def test_missing_gcp_extra_prints_the_install_line(gcp_config):
 @pytest.mark.parametrize("keys, message", [
     ({"api_endpoint": "127.0.0.1:9050"}, "sources[0].api_endpoint: '127.0.0.1:9050' is not a URL"),
     ({"credentials_file": "key.json"}, "credentials_file cannot be used with credentials: anonymous"),
-    ({"billing_project": "Not_A_Project"}, "sources[0].billing_project: 'Not_A_Project' is not a GCP project id"),
+    ({"billing_project": "Not_A_Project"},
+     "sources[0].billing_project: 'Not_A_Project' is not a GCP project id"),
     ({"partition_days": 3}, "unknown key 'partition_days'"),
 ])
 def test_config_mistakes_are_config_errors(finops, gcp_config, keys, message):

@@ -42,16 +42,16 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
     if not EMULATOR or not Path(EMULATOR).is_file():
-        pytest.skip("bqemulator test is opt-in: set FINOPS_BQEMULATOR to the bqemulator executable of its own venv "
-                    "(and FINOPS_BQEMULATOR_HOME to the HOME holding DuckDB's spatial extension); "
+        pytest.skip("bqemulator test is opt-in: set FINOPS_BQEMULATOR to the bqemulator executable of its "
+                    "own venv (and FINOPS_BQEMULATOR_HOME to the HOME holding DuckDB's spatial extension); "
                     "see docs/sources/gcp.md")
     rest, grpc = _free_port(), _free_port()
     log = tmp_path_factory.mktemp("bqemu") / "bqemulator.log"
     env = {**os.environ, "HOME": str(Path(EMULATOR_HOME).resolve()) if EMULATOR_HOME else os.environ["HOME"]}
     with open(log, "wb") as out:
-        process = subprocess.Popen([EMULATOR, "start", "--rest-host", "127.0.0.1", "--rest-port", str(rest),
-                                    "--grpc-host", "127.0.0.1", "--grpc-port", str(grpc), "--project", PROJECT,
-                                    "--log-level", "warning"], stdout=out, stderr=subprocess.STDOUT, env=env)
+        command = [EMULATOR, "start", "--rest-host", "127.0.0.1", "--rest-port", str(rest), "--grpc-host",
+                   "127.0.0.1", "--grpc-port", str(grpc), "--project", PROJECT, "--log-level", "warning"]
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -81,7 +81,8 @@ def _schema(bigquery):
         field("sku", "RECORD", fields=[field("id", "STRING"), field("description", "STRING")]),
         field("usage_start_time", "TIMESTAMP"), field("usage_end_time", "TIMESTAMP"),
         field("project", "RECORD", fields=[field("id", "STRING"), field("number", "STRING"),
-                                           field("name", "STRING"), field("labels", "RECORD", "REPEATED", fields=kv),
+                                           field("name", "STRING"),
+                                           field("labels", "RECORD", "REPEATED", fields=kv),
                                            field("ancestry_numbers", "STRING")]),
         field("labels", "RECORD", "REPEATED", fields=kv),
         field("system_labels", "RECORD", "REPEATED", fields=kv),
@@ -90,7 +91,8 @@ def _schema(bigquery):
         field("export_time", "TIMESTAMP"), field("cost", "FLOAT"), field("currency", "STRING"),
         field("currency_conversion_rate", "FLOAT"),
         field("usage", "RECORD", fields=[field("amount", "FLOAT"), field("unit", "STRING"),
-                                         field("amount_in_pricing_units", "FLOAT"), field("pricing_unit", "STRING")]),
+                                         field("amount_in_pricing_units", "FLOAT"),
+                                         field("pricing_unit", "STRING")]),
         field("credits", "RECORD", "REPEATED", fields=[field("name", "STRING"), field("amount", "FLOAT"),
                                                        field("full_name", "STRING"), field("id", "STRING"),
                                                        field("type", "STRING")]),
@@ -116,10 +118,12 @@ def _line(day, hour, service, sku, cost, *, project="search-prod", labels=(), pr
         "project": {"id": project, "number": "1234", "name": project.title(), "labels": pairs(project_labels)}
         if project else None,
         "labels": pairs(labels), "system_labels": pairs(system_labels),
-        "location": {"location": "us-central1", "country": "US", "region": "us-central1", "zone": "us-central1-a"},
+        "location": {"location": "us-central1", "country": "US", "region": "us-central1",
+                     "zone": "us-central1-a"},
         "export_time": f"{TODAY.isoformat()}T01:00:00Z", "cost": cost, "currency": "USD",
         "currency_conversion_rate": 1.0,
-        "usage": {"amount": 3600.0, "unit": "seconds", "amount_in_pricing_units": 1.0, "pricing_unit": "hour"},
+        "usage": {"amount": 3600.0, "unit": "seconds", "amount_in_pricing_units": 1.0,
+                  "pricing_unit": "hour"},
         "credits": [{"name": kind.title(), "amount": amount, "full_name": None, "id": None, "type": kind}
                     for kind, amount in credits],
         "invoice": {"month": day.strftime("%Y%m")}, "cost_type": cost_type,
@@ -132,7 +136,8 @@ LINES = [
     *[_line(DAY1, h, "Compute Engine", "N1 core", 0.1, labels=[("team", "search")], cost_at_list=0.12,
             project_labels=[("team", "platform"), ("cost_center", "cc-1")],
             system_labels=[("compute.googleapis.com/machine_spec", "n1-standard-1")],
-            credits=[("SUSTAINED_USAGE_DISCOUNT", -0.02), ("COMMITTED_USAGE_DISCOUNT", -0.01)]) for h in (0, 1, 2)],
+            credits=[("SUSTAINED_USAGE_DISCOUNT", -0.02), ("COMMITTED_USAGE_DISCOUNT", -0.01)])
+      for h in (0, 1, 2)],
     # Same VM SKU, other labels: its own row; no resource label, so team comes from the project.
     _line(DAY1, 3, "Compute Engine", "N1 core", 2.5, project_labels=[("team", "platform")]),
     _line(DAY2, 5, "BigQuery", "Analysis", 7.25, project="ads-prod", labels=[("team", "ads")],
@@ -176,20 +181,23 @@ sources:
     api_endpoint: {billing_table}
     timeout: 60
 """)
-    window = ("--start", (TODAY - timedelta(days=3)).isoformat(), "--end", (TODAY + timedelta(days=1)).isoformat())
+    window = ("--start", (TODAY - timedelta(days=3)).isoformat(),
+              "--end", (TODAY + timedelta(days=1)).isoformat())
     result = finops("--config", config, "sync", *window)
     assert result.exit_code == 0, result.stderr
     with duckdb.connect(str(tmp_path / "store.duckdb"), read_only=True) as con:
         count, contracted, billed, effective, listed = con.execute(
-            "SELECT count(*), sum(ContractedCost), sum(BilledCost), sum(EffectiveCost), sum(ListCost) FROM costs"
-        ).fetchone()
-        vm = con.execute("SELECT BilledCost, ContractedCost, PricingCategory, Tags, x_Properties, ConsumedQuantity "
-                         "FROM costs WHERE Tags['team'] = 'search'").fetchall()
-        tax = con.execute("SELECT ChargeCategory, BilledCost FROM costs WHERE ChargeDescription = 'Tax'").fetchall()
+            "SELECT count(*), sum(ContractedCost), sum(BilledCost), sum(EffectiveCost), sum(ListCost) "
+            "FROM costs").fetchone()
+        vm = con.execute("SELECT BilledCost, ContractedCost, PricingCategory, Tags, x_Properties, "
+                         "ConsumedQuantity FROM costs WHERE Tags['team'] = 'search'").fetchall()
+        tax = con.execute("SELECT ChargeCategory, BilledCost FROM costs "
+                          "WHERE ChargeDescription = 'Tax'").fetchall()
     assert (count, contracted, billed, effective, listed) == (5, CONTRACTED, BILLED, BILLED, LIST)
     assert vm[0][:3] == (Decimal("0.21"), Decimal("0.3"), "Committed")
     assert vm[0][3] == {"team": "search", "project:team": "platform", "project:cost_center": "cc-1",
-                        "cost_center": "cc-1", "goog-system:compute.googleapis.com/machine_spec": "n1-standard-1"}
+                        "cost_center": "cc-1",
+                        "goog-system:compute.googleapis.com/machine_spec": "n1-standard-1"}
     assert Decimal(vm[0][4]["credits.SUSTAINED_USAGE_DISCOUNT"]) == Decimal("-0.06")
     assert vm[0][5] == Decimal(3 * 3600)
     assert tax == [("Tax", Decimal("1.99"))]
@@ -211,8 +219,8 @@ def test_detailed_export_keeps_resources_apart(finops, emulator, tmp_path):
     client = bigquery.Client(project=PROJECT, credentials=AnonymousCredentials(),
                              client_options={"api_endpoint": emulator})
     client.create_dataset("billing", exists_ok=True)
-    resource = bigquery.SchemaField("resource", "RECORD", fields=[bigquery.SchemaField("name", "STRING"),
-                                                                  bigquery.SchemaField("global_name", "STRING")])
+    field = bigquery.SchemaField
+    resource = field("resource", "RECORD", fields=[field("name", "STRING"), field("global_name", "STRING")])
     table = bigquery.Table(DETAILED, schema=[*_schema(bigquery), resource])
     table.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY)
     client.create_table(table, exists_ok=True)
@@ -229,5 +237,6 @@ def test_detailed_export_keeps_resources_apart(finops, emulator, tmp_path):
     with duckdb.connect(str(tmp_path / "store.duckdb"), read_only=True) as con:
         rows = con.execute("SELECT ResourceId, ResourceName, ResourceType, BilledCost FROM costs "
                            "ORDER BY ResourceName").fetchall()
-    assert rows == [(VM.replace("4242", "4343"), "other-vm", "compute.googleapis.com/instances", Decimal("0.5")),
+    other = VM.replace("4242", "4343")
+    assert rows == [(other, "other-vm", "compute.googleapis.com/instances", Decimal("0.5")),
                     (VM, "search-vm", "compute.googleapis.com/instances", Decimal("1"))]

@@ -104,7 +104,8 @@ class FakeBigQuery:
 
     def queries(self) -> list[dict]:
         """Bodies of the jobs.insert requests (dry runs included), in order."""
-        return [body for method, path, _, body in self.log if method == "POST" and path.endswith("/jobs") and body]
+        return [body for method, path, _, body in self.log
+                if method == "POST" and path.endswith("/jobs") and body]
 
     def routes(self) -> list[str]:
         out = []
@@ -114,7 +115,8 @@ class FakeBigQuery:
             elif re.search(r"/jobs/[^/]+$", path):
                 out.append("jobs.get")
             elif path.endswith("/jobs"):
-                out.append("jobs.insert(dry)" if body and body["configuration"].get("dryRun") else "jobs.insert")
+                dry = body and body["configuration"].get("dryRun")
+                out.append("jobs.insert(dry)" if dry else "jobs.insert")
             elif "/tables/" in path:
                 out.append("tables.get")
             else:
@@ -212,9 +214,9 @@ class _Handler(BaseHTTPRequestHandler):
             table = state.tables.get(".".join(m.groups()))
             if table is None:
                 name = "{}:{}.{}".format(*m.groups())
-                return self._send(404, {"error": {"code": 404, "message": f"Not found: Table {name}",
-                                                  "status": "NOT_FOUND",
-                                                  "errors": [{"reason": "notFound", "message": "Not found"}]}})
+                return self._send(404, {"error": {
+                    "code": 404, "message": f"Not found: Table {name}", "status": "NOT_FOUND",
+                    "errors": [{"reason": "notFound", "message": "Not found"}]}})
             return self._send(200, table)
         m = re.fullmatch(r"/bigquery/v2/projects/([^/]+)/queries/([^/]+)", url.path)
         if m:
@@ -248,7 +250,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, response)
         start = int(qs.get("pageToken", ["0"])[0])
         size = state.page_size or len(rows) or 1
-        response["rows"] = [{"f": [_cell(row.get(name, [] if name in REPEATED_KV else None)) for name in names]}
+        response["rows"] = [{"f": [_cell(row.get(name, [] if name in REPEATED_KV else None))
+                                   for name in names]}
                             for row in rows[start:start + size]]
         if start + size < len(rows):
             response["pageToken"] = str(start + size)
