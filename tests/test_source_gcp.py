@@ -401,3 +401,13 @@ def test_config_mistakes_are_config_errors(finops, gcp_config, keys, message):
     result = finops("--config", gcp_config(**keys), "config", "validate")
     assert result.exit_code == 2
     assert message in result.stderr and "finops.yaml:" in result.stderr
+
+
+def test_the_documented_config_example_is_valid(finops, tmp_path):
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "sources" / "gcp.md").read_text()
+    example = re.search(r"```yaml\n(.*?)```", page, re.S).group(1)
+    config = write_config(tmp_path, example)
+    result = finops("--config", config, "config", "validate")
+    assert result.exit_code == 0, result.stderr
