@@ -411,3 +411,13 @@ def test_the_documented_config_example_is_valid(finops, tmp_path):
     config = write_config(tmp_path, example)
     result = finops("--config", config, "config", "validate")
     assert result.exit_code == 0, result.stderr
+
+
+def test_today_and_yesterday_are_provisional(finops, gcp_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("FINOPS_NOW", "2024-01-03T12:00:00")
+    assert finops("--config", gcp_config(), "sync", *WINDOW).exit_code == 0
+    assert store_rows(tmp_path, "SELECT strftime(ChargePeriodStart, '%d'), count(*) FROM costs "
+                                "WHERE x_Estimated GROUP BY 1 ORDER BY 1") == [("02", 2), ("03", 4)]
+    # The ledger remembers the earliest provisional day: the next plain sync re-reads from there at least.
+    ledger = store_rows(tmp_path, "SELECT strftime(estimated_since, '%Y-%m-%d') FROM ledger")
+    assert ledger == [("2024-01-02",)]

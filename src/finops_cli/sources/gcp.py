@@ -137,9 +137,15 @@ class GcpSource(Source):
             self.stats.notes.extend(query.notes)
             sql, params = query.sql(window, self.config.late_data)
             rows = self._run(bigquery, client, sql, params, retry)
+            # Google keeps appending a usage day's rows for a day or two: today and yesterday are provisional.
+            provisional_from = utcnow().date() - timedelta(days=1)
             batch: list[dict] = []
             for row in rows:
-                batch.append(record_from_row(row, query))
+                record = record_from_row(row, query)
+                if record["ChargePeriodStart"] >= provisional_from:
+                    record["x_Estimated"] = True
+                    self.stats.estimated_days.add(record["ChargePeriodStart"])
+                batch.append(record)
                 if len(batch) >= 10_000:
                     yield batch
                     batch = []
