@@ -257,8 +257,10 @@ class BillingQuery:
             notes.append(f"{kind}: no partition pruning")
         elif partitioning.field:  # partitioned on a column: compare it as it is, or pruning is lost
             column = partitioning.field
-            partition = (f"`{column}`", fields[column]) if re.fullmatch(r"\w+", column) and fields.get(
-                column) in ("TIMESTAMP", "DATE", "DATETIME") else None
+            usable = re.fullmatch(r"\w+", column) and fields.get(column) in ("TIMESTAMP", "DATE", "DATETIME")
+            partition = (f"`{column}`", fields[column]) if usable else None
+            if not usable:
+                notes.append(f"partitioned on {column}: no partition pruning")
         else:
             partition = ("_PARTITIONTIME", "TIMESTAMP")
         if "resource.global_name" in fields or "resource.name" in fields:
@@ -484,7 +486,8 @@ def record_from_row(row: Any, query: BillingQuery) -> dict[str, Any]:
     cost = _money(get("cost"))
     credits = _money(get("credits_total"))
     billed = cost + credits
-    list_cost = _money(get("cost_at_list")) if get("cost_at_list") is not None else cost
+    has_list = get("cost_at_list") is not None
+    list_cost = _money(get("cost_at_list")) if has_list else cost
     by_type = {kind: _money(get(f"credit_{i}")) for i, kind in enumerate(query.credit_types)}
     category = _charge_category(get("cost_type"), sku)
     service = get("service_name")
@@ -497,7 +500,6 @@ def record_from_row(row: Any, query: BillingQuery) -> dict[str, Any]:
     usage_like = category in ("Usage", "Purchase")
     priced = usage_like and get("pricing_amount") is not None
     consumed = category == "Usage" and get("usage_amount") is not None
-    has_list = get("cost_at_list") is not None
     properties = {"service_id": get("service_id"), "invoice_month": get("invoice_month"),
                   "cost_type": get("cost_type"), "location": location}
     properties.update({f"credits.{kind}": str(amount) for kind, amount in by_type.items() if amount})
