@@ -39,6 +39,8 @@ REGISTRY: dict[str, SourceType] = {
                    "OpenCost Kubernetes allocations", None, "docs/sources/kubernetes.md"),
         SourceType("kubecost", "finops_cli.sources.kubernetes:KubecostSource",
                    "Kubecost Kubernetes allocations", None, "docs/sources/kubernetes.md"),
+        SourceType("gcp", "finops_cli.sources.gcp:GcpSource",
+                   "GCP Cloud Billing export in BigQuery", "gcp", "docs/sources/gcp.md"),
     )
 }
 
