@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -43,6 +44,19 @@ COPY (
   FROM range({rows}) t(i)
 ) TO '{path}' (FORMAT parquet, ROW_GROUP_SIZE 122880)
 """
+
+
+def generate_sql(rows: int, path: Path) -> str:
+    """A FOCUS 1.2 file as exports write it: all 57 columns, the ones an aggregated provider lacks left null."""
+    from finops_cli.focus.schema import FOCUS_12
+
+    sql = GENERATE.replace("{rows}", str(rows)).replace("{path}", str(path))
+    filled = set(re.findall(r"\bAS (\w+)", sql))
+    missing = [c for c in FOCUS_12 if c.name not in filled]
+    nulls = "".join(f", CAST(NULL AS {'VARCHAR' if c.type == 'MAP(VARCHAR, VARCHAR)' else c.type}) AS {c.name}"
+                    for c in missing)
+    return sql.replace("  FROM range(", f"  {nulls[2:]}\n  FROM range(", 1).replace(
+        "END AS Tags\n", "END AS Tags,\n", 1)
 
 RAW_QUERY = ("SELECT Tags['team'] AS team, ServiceName, SUM(EffectiveCost) FROM read_parquet('{path}') "
              "WHERE ChargePeriodStart >= TIMESTAMP '2024-01-01' AND ChargePeriodStart < TIMESTAMP '2024-04-01' "
@@ -88,11 +102,11 @@ def main() -> None:
 
     data = HERE / "data"
     data.mkdir(exist_ok=True)
-    parquet = data / f"focus_{args.rows}.parquet"
+    parquet = data / f"focus12_{args.rows}.parquet"
     if not parquet.exists():
         t = time.perf_counter()
         with duckdb.connect() as con:
-            con.execute(GENERATE.replace("{rows}", str(args.rows)).replace("{path}", str(parquet)))
+            con.execute(generate_sql(args.rows, parquet))
         print(f"generated {args.rows:,} rows -> {parquet} ({parquet.stat().st_size / 1e6:.0f} MB) "
               f"in {time.perf_counter() - t:.1f} s", file=sys.stderr)
 

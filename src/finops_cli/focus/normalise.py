@@ -59,7 +59,10 @@ def match_columns(input_columns: list[str]) -> dict[str, str]:
 def cast_expression(col: Column, ref: str, input_type: str) -> str:
     """SQL turning input column ``ref`` (of DuckDB type ``input_type``) into ``col``'s store type."""
     is_text = input_type.upper() == "VARCHAR"
+    # Values to parse may carry stray blanks; plain strings are kept as written (TRIM on every string
+    # column would double the cost of loading a big Parquet file).
     cleaned = f"NULLIF(TRIM({ref}), '')" if is_text else ref
+    blank_is_null = f"NULLIF({ref}, '')" if is_text else ref
     if col.type == DECIMAL:
         return f"CAST({cleaned} AS {DECIMAL})"
     if col.type == DATETIME:
@@ -72,7 +75,7 @@ def cast_expression(col: Column, ref: str, input_type: str) -> str:
             return f"CAST(json({cleaned}) AS {KEYVALUE})"
         return f"CAST({ref} AS {KEYVALUE})"
     if col.type == STRING or col.type == "VARCHAR":
-        text = cleaned if is_text else f"NULLIF(CAST({ref} AS VARCHAR), '')"
+        text = blank_is_null if is_text else f"NULLIF(CAST({ref} AS VARCHAR), '')"
         allowed = ENUMERATIONS.get(col.name)
         if allowed:
             cases = " ".join(f"WHEN '{v.lower()}' THEN '{v}'" for v in allowed)

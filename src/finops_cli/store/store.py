@@ -178,9 +178,7 @@ class Store:
                     "DELETE FROM costs WHERE x_SourceName = ? AND ChargePeriodStart >= ? AND ChargePeriodStart < ?",
                     [source, window.start, window.end],
                 )
-            for chunk in iter_chunks(chunks):
-                self._insert(chunk, window, params)
-            rows = self.con.execute("SELECT count(*) FROM costs WHERE x_LoadId = ?", [load_id]).fetchone()[0]
+            rows = sum(self._insert(chunk, window, params) for chunk in iter_chunks(chunks))
             finished = utcnow()
             self.con.execute(
                 "UPDATE ledger SET status = 'ok', rows = ?, finished_at = ?, requests = ?, request_cost = ?, "
@@ -208,7 +206,7 @@ class Store:
         except duckdb.Error:
             pass
 
-    def _insert(self, chunk: Any, window: Window | None, params: dict) -> None:
+    def _insert(self, chunk: Any, window: Window | None, params: dict) -> int:
         relation, label, handle = self._relation(chunk)
         try:
             types = dict(zip(*self._describe(relation, handle)))
@@ -221,7 +219,7 @@ class Store:
             sql = (f"INSERT INTO costs SELECT *{derive} FROM (SELECT\n  {normalise.projection(types)}\n"
                    f"FROM {relation}) {where}")
             try:
-                self.con.execute(sql, bound)
+                return self.con.execute(sql, bound).fetchone()[0]  # the number of rows inserted
             except duckdb.Error as exc:
                 self._rollback()  # an aborted transaction cannot run the diagnosis queries
                 raise SourceError(params["source"], self._diagnose(relation, types, label, exc)) from exc
