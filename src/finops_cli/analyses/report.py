@@ -16,6 +16,7 @@ from finops_cli.analyses.dimensions import (
     Dimension,
     Filter,
     cost_column,
+    MAX_REQUIRED,
     derived_columns,
     parse_filters,
     resolve,
@@ -156,44 +157,50 @@ def build_report(con, allocation: AllocationConfig, request: ReportRequest) -> R
     days = request.window.day_list()
     want_series = request.series and len(days) >= SERIES_MIN_DAYS
 
-    required = list(allocation.required)
-    missing = missing_conditions(con, allocation, required)
-    # Untagged spend per required tag comes from the same scan as the rows: one pass over the store.
-    untagged_sums = "".join(f", SUM({cost}) FILTER (WHERE {m}) AS u{i}" for i, m in enumerate(missing))
-    untagged_names = "".join(f", SUM(u{i})" for i in range(len(missing)))
+    required = list(allocation.required)[:MAX_REQUIRED]
+    mask = missing_mask(con, allocation)
+    # Grouping by the missing-tags bitmask as well gives untagged spend from the same scan as the rows.
     dim_select = ", ".join(f"{d.sql} AS d{i}" for i, d in enumerate(dims))
     dim_names = ", ".join(f"d{i}" for i in range(len(dims)))
     if want_series:
         sql = f"""
             WITH g AS (
-              SELECT {dim_select}, BillingCurrency AS currency, CAST(ChargePeriodStart AS DATE) AS day,
-                     SUM({cost}) AS cost, count(*) AS n{untagged_sums}
+              SELECT {dim_select}, BillingCurrency AS currency, {mask} AS mask,
+                     CAST(ChargePeriodStart AS DATE) AS day, SUM({cost}) AS cost, count(*) AS n
               FROM costs WHERE {where} GROUP BY ALL)
-            SELECT {dim_names}, currency, SUM(cost) AS cost, SUM(n) AS n,
-                   map_from_entries(list(struct_pack(k := day, v := cost))) AS series{untagged_names}
-            FROM g GROUP BY {dim_names}, currency"""
+            SELECT {dim_names}, currency, mask, SUM(cost) AS cost, SUM(n) AS n,
+                   map_from_entries(list(struct_pack(k := day, v := cost))) AS series
+            FROM g GROUP BY {dim_names}, currency, mask"""
     else:
         sql = f"""
-            SELECT {dim_select}, BillingCurrency AS currency, SUM({cost}) AS cost, count(*) AS n,
-                   NULL AS series{untagged_sums}
+            SELECT {dim_select}, BillingCurrency AS currency, {mask} AS mask, SUM({cost}) AS cost,
+                   count(*) AS n, NULL AS series
             FROM costs WHERE {where} GROUP BY ALL"""
     raw = con.execute(sql, params).fetchall()
 
     width = len(dims)
-    rows: list[ReportRow] = []
+    merged: dict[tuple, ReportRow] = {}
     totals: dict[str | None, Decimal] = {}
     untagged_totals: dict[str | None, list[Decimal]] = {}
     row_count = 0
     for rec in raw:
-        keys, currency, amount, n, series = tuple(rec[:width]), rec[width], rec[width + 1], rec[width + 2], rec[width + 3]
-        amount = amount if amount is not None else Decimal(0)
+        keys, currency, bits = tuple(rec[:width]), rec[width], rec[width + 1] or 0
+        amount, n, series = rec[width + 2] or Decimal(0), rec[width + 3], rec[width + 4]
         row_count += n
         totals[currency] = totals.get(currency, Decimal(0)) + amount
-        sums = untagged_totals.setdefault(currency, [Decimal(0)] * len(missing))
-        for i, value in enumerate(rec[width + 4:]):
-            sums[i] += value or Decimal(0)
+        sums = untagged_totals.setdefault(currency, [Decimal(0)] * len(required))
+        for i in range(len(required)):
+            if bits & (1 << i):
+                sums[i] += amount
         daily = [series.get(day, Decimal(0)) or Decimal(0) for day in days] if series is not None else None
-        rows.append(ReportRow(keys, currency, amount, series=daily))
+        row = merged.get((keys, currency))
+        if row is None:
+            merged[(keys, currency)] = ReportRow(keys, currency, amount, series=daily)
+        else:  # the same row with another combination of missing tags
+            row.cost += amount
+            if daily is not None:
+                row.series = [x + y for x, y in zip(row.series, daily)]
+    rows = list(merged.values())
     totals = dict(sorted(totals.items(), key=lambda kv: (-abs(kv[1]), kv[0] or "")))
     order = {c: i for i, c in enumerate(totals)}
     rows.sort(key=lambda r: (order[r.currency], -r.cost, tuple("" if k is None else str(k) for k in r.keys)))
@@ -203,7 +210,7 @@ def build_report(con, allocation: AllocationConfig, request: ReportRequest) -> R
 
     untagged = [UntaggedTag(name, currency, untagged_totals[currency][i], share(untagged_totals[currency][i], total))
                 for currency, total in totals.items() for i, name in enumerate(required)]
-    resources = _untagged_resources(con, allocation, required, missing, cost, where, params, request.untagged_top)
+    resources = _untagged_resources(con, required, mask, cost, where, params, request.untagged_top)
     left_out, left_out_sources = _left_out(con, request, filters, types, cost)
     return Report(request, dims, rows, totals, row_count, untagged, resources, days, required,
                   left_out, left_out_sources)
@@ -248,29 +255,24 @@ def _fold_top(rows: list[ReportRow], top: int | None, width: int) -> list[Report
     return out
 
 
-def missing_conditions(con, allocation, required) -> list[str]:
-    """SQL that is true where each required tag is missing: the store's precomputed bitmask when it is
-    in step with these allocation settings, else tag lookups (same answer, slower on big stores)."""
+def missing_mask(con, allocation: AllocationConfig) -> str:
+    """SQL for the missing-required-tags bitmask: the store's precomputed column when it is in step with
+    these allocation settings, else computed from the tags (the same answer, slower on big stores)."""
     derived = derived_columns(allocation)
     row = con.execute("SELECT value FROM meta WHERE key = 'derived_fingerprint'").fetchone()
-    if row and row[0] == derived.fingerprint and list(required) == list(allocation.required):
-        return [f"(x_MissingTags & {1 << i}) != 0" for i in range(len(required))]
-    return [f"{resolve(name, allocation).sql} IS NULL" for name in required]
+    return "x_MissingTags" if row and row[0] == derived.fingerprint else f"({derived.missing_tags_sql})"
 
 
-def _untagged_resources(con, allocation, required, missing, cost, where, params, top_n):
+def _untagged_resources(con, required, mask, cost, where, params, top_n):
     """The largest resources that lack at least one required tag."""
     if not required or not top_n:
         return []
-    mask = missing and missing[0].startswith("(x_MissingTags")
-    any_missing = "x_MissingTags != 0" if mask else " OR ".join(missing)
-    flags = ", ".join(f"bool_or({m})" for m in missing)
     raw = con.execute(
         f"""SELECT COALESCE(ResourceId, ResourceName) AS resource, any_value(COALESCE(ProviderName,
-                   ServiceProviderName)), any_value(ServiceName), BillingCurrency, SUM({cost}) AS c, {flags}
-            FROM costs WHERE {where} AND ({any_missing}) GROUP BY resource, BillingCurrency
+                   ServiceProviderName)), any_value(ServiceName), BillingCurrency, SUM({cost}) AS c, bit_or({mask})
+            FROM costs WHERE {where} AND {mask} != 0 GROUP BY resource, BillingCurrency
             HAVING SUM({cost}) > 0 ORDER BY c DESC LIMIT {int(top_n)}""",
         params,
     ).fetchall()
     return [UntaggedResource(rec[0], rec[1], rec[2], rec[3], rec[4],
-                             [name for name, flag in zip(required, rec[5:]) if flag]) for rec in raw]
+                             [name for i, name in enumerate(required) if rec[5] & (1 << i)]) for rec in raw]

@@ -126,12 +126,14 @@ class Store:
         if row is not None and int(row[0]) < 2:
             self.con.execute("ALTER TABLE costs ADD COLUMN IF NOT EXISTS x_MissingTags USMALLINT")
             self.con.execute("ALTER TABLE ledger ADD COLUMN IF NOT EXISTS estimated_since TIMESTAMP")
-        self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        if row is None or int(row[0]) != SCHEMA_VERSION:  # write only when needed: no WAL, no checkpoint
+            self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
         # We hold the lock, so a sync still marked running belongs to a process that died.
-        self.con.execute(
-            "UPDATE ledger SET status = 'interrupted', error = 'the process ended before the sync finished' "
-            "WHERE status = 'running'"
-        )
+        if self.con.execute("SELECT count(*) FROM ledger WHERE status = 'running'").fetchone()[0]:
+            self.con.execute(
+                "UPDATE ledger SET status = 'interrupted', error = 'the process ended before the sync finished' "
+                "WHERE status = 'running'"
+            )
 
     # -- columns derived from the allocation settings --------------------------------------
     def use_derived(self, derived) -> None:
