@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -46,10 +47,12 @@ def demo(
         report = build_report(store.con, config.allocation,
                               ReportRequest(by=["team"], window=window, series=True))
     render(report, Format.table, sys.stdout, stdout_width())
-    cfg = f"-c {config_path}"
+    # Say the command the way this shell can run it (e.g. .venv/bin/finops right after the README's install).
+    program = "finops" if shutil.which("finops") or not sys.argv[0].endswith("finops") else sys.argv[0]
+    cfg = f"{program} -c {config_path}"
     note("\nNext, try:\n"
-         f"  finops {cfg} report --by team --by service --top 5\n"
-         f"  finops {cfg} report --by provider --last 90d\n"
-         f"  finops {cfg} report --by service --filter team=data --last 14d   # find the spike\n"
-         f"  finops {cfg} report --by team --format json\n"
-         f"  finops {cfg} sources ledger")
+         f"  {cfg} report --by team --by service --top 5\n"
+         f"  {cfg} report --by provider --last 90d\n"
+         f"  {cfg} report --by service --filter team=data --last 14d   # find the spike\n"
+         f"  {cfg} report --by team --format json\n"
+         f"  {cfg} sources ledger")
