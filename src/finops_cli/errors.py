@@ -89,5 +89,5 @@ def require(module: str, *, extra: str, what: str):
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
         if exc.name and not module.startswith(exc.name.split(".")[0]):
-            raise
-        raise MissingDependency(what, extra, module.split(".")[0] if "." not in module else module) from exc
+            raise  # the SDK is there but something it needs is broken: not a missing extra
+        raise MissingDependency(what, extra, module) from exc

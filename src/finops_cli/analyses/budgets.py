@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from finops_cli.analyses.dimensions import cost_column, parse_filters
 from finops_cli.analyses.forecast import HISTORY_DAYS, SpendForecast, confidence_label, forecast_period
-from finops_cli.analyses.report import allocation_types, window_clause
+from finops_cli.analyses.report import allocation_types, effective_allocation_mode, window_clause
 from finops_cli.budgets.config import SEVERITIES, BudgetConfig, Threshold
 from finops_cli.errors import UsageError
 from finops_cli.periods import Window, add_months, midnight, utcnow
@@ -195,10 +195,6 @@ def _roll_up(statuses: list[BudgetStatus]) -> None:
                             f"{status.config.currency} budgeted for them")
 
 
-def _picks_source(filters) -> bool:
-    return any(f.dimension.name == "source" and not f.negate for f in filters)
-
-
 def _measure(con, status: BudgetStatus, scopes: _Scopes, now: datetime,
              provider_forecast: ProviderForecast | None) -> None:
     budget, window = status.config, status.period
@@ -208,8 +204,7 @@ def _measure(con, status: BudgetStatus, scopes: _Scopes, now: datetime,
     # Like `report`: Kubernetes allocation rows re-divide cloud spend, so they count only when the scope
     # picks their source by name.
     filters = [] if scopes.rolled_up(budget.name) else parse_filters(budget.filter_specs(), scopes.allocation)
-    where, params = window_clause(history, filters[:0], "auto" if not _picks_source(filters) else "include",
-                                  allocation_types(con))
+    where, params = window_clause(history, [], effective_allocation_mode("auto", filters), allocation_types(con))
     if scope_sql:
         where, params = f"{where} AND ({scope_sql})", params + scope_params
     rows = con.execute(

@@ -108,7 +108,7 @@ def allocation_types(con) -> list[str]:
 
     present = [r[0] for r in con.execute("SELECT DISTINCT x_SourceType FROM costs "
                                          "WHERE AllocatedMethodId IS NOT NULL").fetchall()]
-    return sorted(t for t in present if t in REGISTRY and REGISTRY[t].load().allocation_only)
+    return sorted(t for t in present if t in REGISTRY and REGISTRY[t].allocation_only)
 
 
 def allocation_sql(types: list[str]) -> tuple[str, list[Any]]:

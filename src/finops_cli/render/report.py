@@ -33,7 +33,7 @@ def render(report: Report, fmt: Format, out: TextIO, console_width: int | None =
         raise AssertionError(fmt)
 
 
-def _key(row: ReportRow, index: int, report: Report) -> str | None:
+def _key(row: ReportRow, index: int) -> str | None:
     value = row.keys[index]
     if row.other:
         return value or None
@@ -44,7 +44,7 @@ def as_json(report: Report) -> dict[str, Any]:
     names = [d.name for d in report.dimensions]
     rows = []
     for row in report.rows:
-        item: dict[str, Any] = {name: _key(row, i, report) for i, name in enumerate(names)}
+        item: dict[str, Any] = {name: _key(row, i) for i, name in enumerate(names)}
         item["currency"] = row.currency
         item["cost"] = decimal_text(row.cost)
         item["share"] = None if row.share is None else round(row.share, 6)
@@ -83,12 +83,12 @@ def _csv(report: Report, out: TextIO) -> None:
     names = [d.name for d in report.dimensions]
     writer.writerow(names + ["currency", "cost", "share"])
     for row in report.rows:
-        writer.writerow([_key(row, i, report) or "" for i in range(len(names))]
+        writer.writerow([_key(row, i) or "" for i in range(len(names))]
                         + [row.currency or "", decimal_text(row.cost), "" if row.share is None else f"{row.share:.6f}"])
 
 
 def _label(row: ReportRow, index: int, report: Report) -> str:
-    value = _key(row, index, report)
+    value = _key(row, index)
     if value is None:
         return "" if row.other else report.dimensions[index].missing_label
     return value

@@ -20,6 +20,9 @@ class SourceType:
     title: str
     extra: str | None  # the pip extra that brings its SDK, if any
     docs: str  # docs page
+    # Its rows re-divide spend that other sources already bill (Kubernetes allocations): reports leave
+    # them out unless asked. Kept here, not on the class, so reports need not import source modules.
+    allocation_only: bool = False
 
     def load(self):
         module_name, class_name = self.target.split(":")
@@ -36,9 +39,9 @@ REGISTRY: dict[str, SourceType] = {
         SourceType("azure", "finops_cli.sources.azure:AzureSource",
                    "Azure Cost Management (Query API)", "azure", "docs/sources/azure.md"),
         SourceType("opencost", "finops_cli.sources.kubernetes:OpenCostSource",
-                   "OpenCost Kubernetes allocations", None, "docs/sources/kubernetes.md"),
+                   "OpenCost Kubernetes allocations", None, "docs/sources/kubernetes.md", allocation_only=True),
         SourceType("kubecost", "finops_cli.sources.kubernetes:KubecostSource",
-                   "Kubecost Kubernetes allocations", None, "docs/sources/kubernetes.md"),
+                   "Kubecost Kubernetes allocations", None, "docs/sources/kubernetes.md", allocation_only=True),
         SourceType("gcp", "finops_cli.sources.gcp:GcpSource",
                    "GCP Cloud Billing export in BigQuery", "gcp", "docs/sources/gcp.md"),
     )

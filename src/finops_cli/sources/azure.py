@@ -604,9 +604,6 @@ class AzureSource(Source):
             return str(path)
         return verify
 
-    def describe(self) -> str:
-        return f"azure source {self.name!r} ({len(self.config.scopes)} scope(s))"
-
 
 class _Row:
     """One result row, read by column name (the order and the cost column's name vary)."""

@@ -106,8 +106,6 @@ class Source:
     config_class: ClassVar[type[SourceConfig]] = SourceConfig
     # Default for SourceConfig.refresh when the config leaves it out.
     default_refresh: ClassVar[timedelta] = timedelta(hours=6)
-    # True for sources that re-divide spend other sources already bill (Kubernetes allocations).
-    allocation_only: ClassVar[bool] = False
 
     def __init__(self, config: SourceConfig, *, base_dir=None, tag_keys: list[str] | None = None):
         self.config = config
@@ -160,8 +158,6 @@ class Source:
         """
         return None
 
-    def describe(self) -> str:
-        return f"{self.config.type} source {self.name!r}"
 
 
 def records_table(records: Iterable[dict[str, Any]]) -> "pa.Table":

@@ -115,9 +115,6 @@ class GcpSource(Source):
     config_class = GcpConfig
     config: GcpConfig
 
-    def describe(self) -> str:
-        return f"gcp source {self.name!r} (BigQuery table {self.config.table})"
-
     def pull(self, window: Window | None) -> Iterator[list[dict]]:
         if window is None:  # "everything" means the lookback: a billing export can hold years
             now = utcnow()

@@ -103,7 +103,6 @@ def optional_decimal(value: Any) -> Decimal | None:
 class KubernetesSource(Source):
     """Shared by both products; subclasses name the path and the idle parameter."""
 
-    allocation_only = True
     default_refresh = timedelta(hours=6)
     product: ClassVar[str] = ""
     idle_parameter: ClassVar[str] = ""

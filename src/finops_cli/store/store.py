@@ -211,7 +211,7 @@ class Store:
     def _insert(self, chunk: Any, window: Window | None, params: dict) -> int:
         relation, label, handle = self._relation(chunk)
         try:
-            types = dict(zip(*self._describe(relation, handle)))
+            types = dict(zip(*self._describe(relation)))
             where = ""
             bound = dict(params)
             if window is not None:
@@ -240,7 +240,7 @@ class Store:
         self.con.register(handle, chunk)
         return normalise.quote(handle), "the data the source returned", handle
 
-    def _describe(self, relation: str, handle: str | None) -> tuple[list[str], list[str]]:
+    def _describe(self, relation: str) -> tuple[list[str], list[str]]:
         rel = self.con.sql(f"SELECT * FROM {relation} LIMIT 0")
         return rel.columns, [str(t) for t in rel.types]
 
@@ -276,14 +276,6 @@ class Store:
         )
         names = [d[0] for d in rel.description]
         return [dict(zip(names, row)) for row in rel.fetchall()]
-
-    def sources_in_store(self) -> list[str]:
-        return [r[0] for r in self.con.execute("SELECT DISTINCT x_SourceName FROM costs ORDER BY 1").fetchall()]
-
-    def delete_source(self, source: str) -> int:
-        count = self.con.execute("SELECT count(*) FROM costs WHERE x_SourceName = ?", [source]).fetchone()[0]
-        self.con.execute("DELETE FROM costs WHERE x_SourceName = ?", [source])
-        return count
 
     # -- small key/value state for sources and analyses (cursors, sent alerts ...) ------
     def get_state(self, scope: str, key: str) -> str | None:
